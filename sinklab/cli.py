@@ -1,0 +1,50 @@
+"""The `sinklab` command: each subcommand lives next to what it runs and is imported only when used."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# subcommand -> (module with add_arguments(parser) and run(args) -> int, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "measure": ("sinklab.measure.command", "the paper's sink metric for a Hugging Face or sinklab model"),
+    "train": ("sinklab.train.command", "pre-train a small LM and track the sink as it emerges"),
+    "demo": ("sinklab.experiments.demo", "softmax vs sigmoid attention, trained side by side, with a report"),
+    "reproduce": ("sinklab.experiments.command", "the paper's experiments as preset sweeps"),
+    "report": ("sinklab.experiments.report_command", "the claim table and plots of a reproduce directory"),
+    "list": ("sinklab.model.listing", "registries (kernels, masks, positions, ...), presets and suites"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sinklab", description=__doc__)
+    from sinklab import __version__
+
+    parser.add_argument("--version", action="version", version=f"sinklab {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    chosen = next((a for a in sys.argv[1:] if a in COMMANDS), None)
+    for name, (module, help_text) in COMMANDS.items():
+        sp = sub.add_parser(name, help=help_text, description=help_text)
+        # Only the chosen subcommand imports its module (and with it torch).
+        if name == chosen:
+            importlib.import_module(module).add_arguments(sp)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    if argv is not None:
+        sys.argv = [sys.argv[0], *argv]
+    parser = build_parser()
+    args = parser.parse_args()
+    module = importlib.import_module(COMMANDS[args.command][0])
+    try:
+        return int(module.run(args) or 0)
+    except (ValueError, FileNotFoundError, KeyError, RuntimeError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"sinklab {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
