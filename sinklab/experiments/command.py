@@ -1,0 +1,80 @@
+"""`sinklab reproduce`: the paper's experiments as preset sweeps, then the report."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from sinklab.experiments.suites import SCALES, get_scale, runs_for, suite_names
+from sinklab.io import atomic_write_json
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--suite", required=True, help=f"one of: {', '.join(suite_names())}")
+    parser.add_argument("--scale", default="tiny", help=f"one of: {', '.join(SCALES)} (default tiny)")
+    parser.add_argument("--out", required=True, type=Path, help="sweep directory (runs/, logs/, report)")
+    parser.add_argument("--jobs", type=int, default=None, help="runs at once (default: CPU cores, 1 on GPU)")
+    parser.add_argument("--dry-run", action="store_true", help="list the runs and the time estimate only")
+    parser.add_argument(
+        "--models", nargs="*", help="open-lms: hub ids or folders instead of the paper's list"
+    )
+    parser.add_argument("--samples", type=int, default=100, help="open-lms: sequences per input kind")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.suite not in suite_names():
+        raise ValueError(f"unknown suite {args.suite!r}; accepted: {', '.join(suite_names())}")
+    if args.suite == "open-lms":
+        from sinklab.experiments.open_lms import MODELS, measure_open_lms, open_lm_table
+
+        models = tuple(args.models) if args.models else MODELS
+        rows = measure_open_lms(args.out, models, samples=args.samples)
+        print(open_lm_table(rows, sorted({k for r in rows for k in r.values})))
+        return 0
+    scale = get_scale(args.scale)
+    specs = runs_for(args.suite, scale)
+    suites = (
+        [s for s in suite_names() if s not in ("all", "open-lms")] if args.suite == "all" else [args.suite]
+    )
+    jobs = args.jobs or _default_jobs()
+    from sinklab.experiments.sweep import FINISHED, estimate_seconds, run_state, run_sweep
+
+    states = {s.name: run_state(args.out / "runs" / s.name) for s in specs}
+    todo = [s.name for s in specs if states[s.name] != FINISHED]
+    estimate = estimate_seconds([s for s in specs if s.name in todo], scale, args.out, jobs)
+    print(
+        f"{len(specs)} runs at scale {scale.name} ({scale.note}); {len(specs) - len(todo)} already finished."
+    )
+    for spec in specs:
+        print(f"  {spec.name:24s} {states[spec.name]:9s} {' '.join(spec.overrides) or '(defaults)'}")
+    if estimate is not None:
+        print(f"estimated time: {estimate / 60:.0f} min with {jobs} parallel run(s)")
+    else:
+        print("estimated time: unknown until the first run logs its speed")
+    if args.dry_run:
+        return 0
+    args.out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(
+        args.out / "sweep.json",
+        {"suites": suites, "scale": scale.name, "note": scale.note, "runs": [s.name for s in specs]},
+    )
+    outcome = run_sweep(specs, scale, args.out, jobs=jobs)
+    from sinklab.experiments.report import claim_table, write_report
+
+    md, html, findings = write_report(args.out)
+    print(claim_table(findings))
+    print(f"report: {html} and {md}")
+    if outcome.failed:
+        print(
+            f"{len(outcome.failed)} run(s) failed: "
+            + ", ".join(f"{n} ({p})" for n, p in outcome.failed.items())
+        )
+        return 1
+    return 0
+
+
+def _default_jobs() -> int:
+    import torch
+
+    return 1 if torch.cuda.is_available() else max(1, os.cpu_count() or 1)

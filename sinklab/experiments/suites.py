@@ -1,0 +1,246 @@
+"""The paper's experiments as preset sweeps: one function per suite, each returning the runs it needs.
+
+A run is a model/train preset plus `--set` overrides; runs with the same name are shared between suites
+(every suite compares against the same `default` run), so `reproduce --suite all` trains each once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sinklab.registry import Registry
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run of a sweep."""
+
+    name: str  # also the run directory under OUT/runs/
+    overrides: tuple[str, ...] = ()  # `--set key=value` on top of the scale's base
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How big the runs of a sweep are: a run preset plus overrides shared by every run."""
+
+    name: str
+    preset: str
+    base: tuple[str, ...]
+    lr: float  # the default run's learning rate; lr sweeps scale it
+    batch_size: int
+    windows: tuple[int, int]  # a small and a large attention window (both < the eval length to matter)
+    note: str = ""
+    eval_length: int = 64
+
+
+SCALES: dict[str, Scale] = {
+    # CPU minutes per run: the demo recipe (BOS at position 0, which makes the sink appear within a few
+    # million tokens at this size; the paper's packing needs far more tokens than a CPU run can see).
+    "tiny": Scale(
+        name="tiny",
+        preset="demo",
+        base=("train.threads=1", "train.progress=false"),
+        lr=2e-3,
+        batch_size=16,
+        windows=(8, 32),
+        note="tiny CPU scale with a BOS token at position 0 of every sequence (see README)",
+    ),
+    "small": Scale(
+        name="small",
+        preset="small",
+        base=("data.bos=sequence", "train.steps=6000", "train.eval_every=500"),
+        lr=1e-3,
+        batch_size=32,
+        windows=(8, 32),
+        note="small scale, BOS at position 0",
+    ),
+    "60m": Scale(
+        name="60m",
+        preset="60m",
+        base=(),
+        lr=4e-4,
+        batch_size=512,
+        windows=(32, 256),
+        note="the paper's 60M setting (20k steps of 1M tokens; GPUs)",
+        eval_length=512,
+    ),
+    "1b": Scale(
+        name="1b",
+        preset="1b",
+        base=(),
+        lr=4e-4,
+        batch_size=512,
+        windows=(32, 256),
+        note="the paper's 1B setting (40k steps of 1M tokens; GPUs)",
+        eval_length=512,
+    ),
+}
+
+
+def get_scale(name: str) -> Scale:
+    if name not in SCALES:
+        raise ValueError(f"unknown scale {name!r}; accepted: {', '.join(SCALES)}")
+    return SCALES[name]
+
+
+SuiteFn = Callable[[Scale], list[RunSpec]]
+SUITES: Registry[SuiteFn] = Registry("suite")
+DEFAULT = RunSpec("default", (), "the default softmax model")
+
+
+def _specs(*variants: tuple[str, tuple[str, ...], str]) -> list[RunSpec]:
+    return [DEFAULT, *(RunSpec(n, o, d) for n, o, d in variants)]
+
+
+@SUITES.register("optimization")
+def optimization(scale: Scale) -> list[RunSpec]:
+    """Learning rate and batch size (paper Sec. 4, Table 9, Table 10 left)."""
+    return _specs(
+        ("lr_x2", (f"train.lr={scale.lr * 2:g}",), "learning rate x2"),
+        ("lr_x0.25", (f"train.lr={scale.lr / 4:g}",), "learning rate x1/4"),
+        ("batch_x0.5", (f"train.batch_size={scale.batch_size // 2}",), "batch size x1/2"),
+        ("batch_x2", (f"train.batch_size={scale.batch_size * 2}",), "batch size x2"),
+    )
+
+
+@SUITES.register("data")
+def data(scale: Scale) -> list[RunSpec]:
+    """Amount of data, random tokens at positions, a fixed token at a position (paper Sec. 5, Table 10)."""
+    return _specs(
+        ("data_10pct", ("data.fraction=0.1",), "10% of the training data"),
+        ("data_1pct", ("data.fraction=0.01",), "1% of the training data"),
+        ("random_x1", ("data.random_start=0", "data.random_end=1"), "x1 random"),
+        ("random_x1x2", ("data.random_start=0", "data.random_end=2"), "x1 and x2 random"),
+        ("random_x2", ("data.random_start=1", "data.random_end=2"), "x2 random"),
+        ("fixed_pos1", ("data.fixed_position=0",), "a fixed token at position 1"),
+        ("fixed_pos2", ("data.fixed_position=1",), "a fixed token at position 2"),
+        ("fixed_pos3", ("data.fixed_position=2",), "a fixed token at position 3"),
+    )
+
+
+@SUITES.register("loss")
+def loss(scale: Scale) -> list[RunSpec]:
+    """Weight decay, prefix LM, shifted-window attention (paper Sec. 6, Table 2, Figs. 5-6)."""
+    small, large = scale.windows
+    return _specs(
+        ("wd_0", ("train.weight_decay=0",), "weight decay 0"),
+        ("wd_0.5", ("train.weight_decay=0.5",), "weight decay 0.5"),
+        ("wd_5", ("train.weight_decay=5",), "weight decay 5.0"),
+        ("prefix_5", ("model.attention.mask=prefix", "model.attention.prefix=5"), "prefix LM, p = 5"),
+        (
+            f"window_{small}",
+            ("model.attention.mask=window", f"model.attention.window={small}"),
+            "small window",
+        ),
+        (
+            f"window_{large}",
+            ("model.attention.mask=window", f"model.attention.window={large}"),
+            "large window",
+        ),
+    )
+
+
+@SUITES.register("architecture")
+def architecture(scale: Scale) -> list[RunSpec]:
+    """Positions, FFN, LN position, heads, KV biases, attention kernels (paper Sec. 7, Tables 3-6, 11-15)."""
+    kernels = [
+        (
+            "sigmoid_nonorm",
+            ("model.attention.kernel=sigmoid", "model.attention.normalize=false"),
+            "sigmoid attention without normalisation",
+        ),
+        (
+            "sigmoid_norm",
+            ("model.attention.kernel=sigmoid", "model.attention.normalize=true"),
+            "sigmoid attention, normalised",
+        ),
+        (
+            "elu_nonorm",
+            ("model.attention.kernel=elu", "model.attention.normalize=false"),
+            "elu+1 attention without normalisation",
+        ),
+        (
+            "linear_elu_norm",
+            ("model.attention.kernel=linear_elu", "model.attention.normalize=true"),
+            "elu+1 kernel (linear) attention, normalised",
+        ),
+        (
+            "linear_identity_nonorm",
+            ("model.attention.kernel=linear_identity", "model.attention.normalize=false"),
+            "identity kernel (linear) attention without normalisation",
+        ),
+        (
+            "linear_mlp_norm",
+            ("model.attention.kernel=linear_mlp", "model.attention.normalize=true"),
+            "MLP kernel attention, normalised",
+        ),
+        (
+            "linear_mlp_nonorm",
+            ("model.attention.kernel=linear_mlp", "model.attention.normalize=false"),
+            "MLP kernel attention without normalisation",
+        ),
+    ]
+    return _specs(
+        *[
+            (f"pos_{p}", (f"model.position={p}",), f"{p} positions")
+            for p in ("nope", "sinusoidal", "learned", "relative", "alibi")
+        ],
+        *[(f"mlp_{m}", (f"model.mlp={m}",), f"{m} FFN") for m in ("relu", "gelu", "silu", "reglu", "geglu")],
+        ("post_ln", ("model.norm_position=post",), "post-LN"),
+        ("heads_1", ("model.n_head=1",), "one head"),
+        ("heads_2", ("model.n_head=2",), "two heads"),
+        ("heads_addition", ("model.attention.heads=addition",), "heads summed instead of concatenated"),
+        ("kv_bias_k", ("model.kv_bias=k",), "learnable key bias, zero value (per head)"),
+        ("kv_bias_kv", ("model.kv_bias=kv",), "learnable key and value biases (per head)"),
+        ("kv_bias_v", ("model.kv_bias=v",), "learnable value bias only"),
+        ("sink_token", ("model.kv_bias=sink_token",), "a learnable sink token prepended"),
+        *kernels,
+    )
+
+
+@SUITES.register("beyond")
+def beyond(scale: Scale) -> list[RunSpec]:
+    """Newer sink-free attention operations (not in the paper)."""
+    return _specs(
+        (
+            "softmax_off_by_one",
+            ("model.attention.kernel=softmax_off_by_one",),
+            "softmax + 1 in the denominator",
+        ),
+        ("sink_logit", ("model.attention.kernel=sink_logit",), "a learnable sink logit per head (gpt-oss)"),
+        ("gated", ("model.attention.gate=true",), "gated attention (Qiu et al. 2025)"),
+        ("relu_attention", ("model.attention.kernel=relu",), "ReLU attention / query position"),
+        ("softpick", ("model.attention.kernel=softpick",), "softpick (rectified softmax)"),
+    )
+
+
+@SUITES.register("scale-up")
+def scale_up(scale: Scale) -> list[RunSpec]:
+    """Softmax vs sigmoid without normalisation at the suite's scale (the paper's 1B check at --scale 1b)."""
+    return _specs(
+        (
+            "sigmoid_nonorm",
+            ("model.attention.kernel=sigmoid", "model.attention.normalize=false"),
+            "sigmoid attention without normalisation",
+        ),
+    )
+
+
+def suite_names() -> list[str]:
+    return [*SUITES.names(), "open-lms", "all"]
+
+
+def runs_for(suite: str, scale: Scale) -> list[RunSpec]:
+    """The runs of one suite, or of every training suite for `all`, each name once."""
+    names = SUITES.names() if suite == "all" else [suite]
+    if suite != "all" and suite not in SUITES:
+        raise ValueError(f"unknown suite {suite!r}; accepted: {', '.join(suite_names())}")
+    seen: dict[str, RunSpec] = {}
+    for name in names:
+        for spec in SUITES.get(name)(scale):
+            if spec.name in seen and seen[spec.name] != spec:
+                raise RuntimeError(f"run {spec.name!r} is defined differently by two suites")
+            seen.setdefault(spec.name, spec)
+    return list(seen.values())

@@ -1,0 +1,31 @@
+import pytest
+
+from sinklab.experiments.suites import SCALES, SUITES, get_scale, runs_for, suite_names
+
+
+def test_all_is_the_union_of_training_suites_with_one_shared_default():
+    specs = runs_for("all", SCALES["tiny"])
+    names = [s.name for s in specs]
+    assert len(names) == len(set(names))
+    assert names.count("default") == 1
+    for suite in SUITES.names():
+        assert {s.name for s in runs_for(suite, SCALES["tiny"])} <= set(names)
+
+
+def test_every_override_is_a_valid_config_key():
+    """Each run's overrides build a valid run config (so a sweep cannot fail on a typo hours in)."""
+    from sinklab.config import apply_overrides
+    from sinklab.train.presets import get_run_preset
+
+    for scale in SCALES.values():
+        base = get_run_preset(scale.preset)
+        for spec in runs_for("all", scale):
+            apply_overrides(base, [*scale.base, *spec.overrides])
+
+
+def test_unknown_suite_and_scale_list_the_accepted_ones():
+    with pytest.raises(ValueError, match="accepted: .*optimization"):
+        runs_for("nope", SCALES["tiny"])
+    with pytest.raises(ValueError, match="accepted: tiny, small, 60m, 1b"):
+        get_scale("huge")
+    assert "open-lms" in suite_names()
