@@ -35,7 +35,40 @@ class Scale:
     eval_length: int = 64
 
 
+MICRO = (
+    "data.max_documents=80",
+    "data.vocab_size=300",
+    "data.tokenizer_train_chars=300000",
+    "data.context=16",
+    "data.eval_samples=4",
+    "data.eval_length=16",
+    "data.val_sequences=2",
+    "model.n_layer=1",
+    "model.n_head=2",
+    "model.d_model=32",
+    "model.d_ff=64",
+    "train.steps=4",
+    "train.batch_size=4",
+    "train.warmup=1",
+    "train.eval_every=2",
+    "train.checkpoint_every=2",
+    "train.threads=1",
+    "train.progress=false",
+    "train.tensorboard=false",
+)
+
 SCALES: dict[str, Scale] = {
+    # Seconds per run, for smoke tests of the sweep machinery; far too small for a sink to emerge.
+    "micro": Scale(
+        name="micro",
+        preset="tiny",
+        base=MICRO,
+        lr=1e-3,
+        batch_size=4,
+        windows=(4, 8),
+        note="micro smoke-test scale (seconds per run; no sink is expected)",
+        eval_length=16,
+    ),
     # CPU minutes per run: the demo recipe (BOS at position 0, which makes the sink appear within a few
     # million tokens at this size; the paper's packing needs far more tokens than a CPU run can see).
     "tiny": Scale(

@@ -44,25 +44,39 @@ class SweepOutcome:
     seconds: float
 
 
+def _seconds_per_step(log: Path) -> float | None:
+    lines = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
+    rates = [
+        x["tokens"] / x["step"] / x["tokens_per_s"] for x in lines if x.get("tokens_per_s") and x.get("step")
+    ]
+    return sum(rates) / len(rates) if rates else None
+
+
 def estimate_seconds(specs: list[RunSpec], scale: Scale, out: Path, jobs: int) -> float | None:
-    """From the throughput of runs already logged under `out` (None when nothing has run yet)."""
-    rates = []
-    for log in (out / "runs").glob("*/log.jsonl"):
-        lines = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
-        timed = [x for x in lines if "elapsed" in x and x.get("step")]
-        if timed:
-            rates.append(timed[-1]["elapsed"] / timed[-1]["step"])
+    """From the training speed logged by runs already under `out` (None when nothing has run yet)."""
+    rates = [r for log in (out / "runs").glob("*/log.jsonl") if (r := _seconds_per_step(log)) is not None]
     if not rates:
         return None
-    steps = _steps(scale)
-    return sum(rates) / len(rates) * steps * len(specs) / max(jobs, 1)
+    steps = sum(run_steps(spec, scale) for spec in specs)
+    return sum(rates) / len(rates) * steps / max(jobs, 1)
 
 
-def _steps(scale: Scale) -> int:
+def run_steps(spec: RunSpec, scale: Scale) -> int:
     from sinklab.config import apply_overrides
     from sinklab.train.presets import get_run_preset
 
-    return apply_overrides(get_run_preset(scale.preset), list(scale.base)).train.steps
+    return apply_overrides(get_run_preset(scale.preset), [*scale.base, *spec.overrides]).train.steps
+
+
+def _logged_step(run_dir: Path) -> int:
+    log = run_dir / "log.jsonl"
+    if not log.exists():
+        return 0
+    lines = [x for x in log.read_text().splitlines() if x.strip()]
+    try:
+        return int(json.loads(lines[-1])["step"]) if lines else 0
+    except (json.JSONDecodeError, KeyError):
+        return 0  # a line being written right now
 
 
 def run_sweep(
@@ -78,7 +92,11 @@ def run_sweep(
     running: dict[str, tuple[subprocess.Popen, Path]] = {}
     finished: list[str] = []
     failed: dict[str, str] = {}
-    bar = tqdm(total=len(todo), desc="runs", unit="run", disable=not progress or not todo)
+    # One bar over the optimizer steps of every run, read from the runs' logs (evaluation points).
+    total = {s.name: run_steps(s, scale) for s in todo}
+    bar = tqdm(
+        total=sum(total.values()), desc=f"{len(todo)} run(s)", unit="step", disable=not progress or not todo
+    )
     queue = list(todo)
     try:
         while queue or running:
@@ -92,12 +110,13 @@ def run_sweep(
                     log.flush()
                     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
                 running[spec.name] = (proc, log_path)
-            time.sleep(0.5)
+            time.sleep(1.0)
+            done_steps = sum(min(_logged_step(out / "runs" / n), total[n]) for n in total)
+            bar.update(done_steps - bar.n)
             for name, (proc, log_path) in list(running.items()):
                 if proc.poll() is None:
                     continue
                 del running[name]
-                bar.update(1)
                 if proc.returncode == 0 and run_state(out / "runs" / name) == FINISHED:
                     finished.append(name)
                 else:

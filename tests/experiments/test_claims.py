@@ -32,9 +32,7 @@ def test_missing_run_is_reported_as_missing():
     assert claim("lr-smaller-weaker").evaluate({"default": result("default", 20)}, "tiny").verdict == MISSING
 
 
-@pytest.mark.parametrize(
-    ("low", "verdict"), [(5.0, REPRODUCED), (19.0, NOT_AT_SCALE), (30.0, CONTRADICTED)]
-)
+@pytest.mark.parametrize(("low", "verdict"), [(5.0, REPRODUCED), (19.0, NOT_AT_SCALE), (30.0, CONTRADICTED)])
 def test_smaller_learning_rate_weaker_sink(low, verdict):
     results = {"default": result("default", 20.0), "lr_x0.25": result("lr_x0.25", low)}
     assert claim("lr-smaller-weaker").evaluate(results, "tiny").verdict == verdict
@@ -62,8 +60,14 @@ def test_fixed_token_moves_the_sink_to_its_position():
 def test_key_bias_absorbs_the_sink_on_its_slot():
     c = claim("k-bias")
     base = result("default", 20)
-    assert c.evaluate({"default": base, "kv_bias_k": result("kv_bias_k", 0.0, slot=70)}, "t").verdict == REPRODUCED
-    assert c.evaluate({"default": base, "kv_bias_k": result("kv_bias_k", 18, slot=2)}, "t").verdict == CONTRADICTED
+    assert (
+        c.evaluate({"default": base, "kv_bias_k": result("kv_bias_k", 0.0, slot=70)}, "t").verdict
+        == REPRODUCED
+    )
+    assert (
+        c.evaluate({"default": base, "kv_bias_k": result("kv_bias_k", 18, slot=2)}, "t").verdict
+        == CONTRADICTED
+    )
 
 
 def test_sigmoid_without_normalisation_has_no_sink():

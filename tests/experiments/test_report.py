@@ -13,13 +13,17 @@ def fake_run(out, name, sink1, loss=3.0, slot=None):
     if slot is not None:
         metrics["slot"] = {"sink_percent_by_eps": {"0.3": slot}}
     (run / "metrics.json").write_text(json.dumps(metrics))
-    log = [{"step": s, "tokens": s * 100, "val_loss": loss + 1 / (s + 1), "sink_percent": [sink1 * s / 10]}
-           for s in (0, 5, 10)]
+    log = [
+        {"step": s, "tokens": s * 100, "val_loss": loss + 1 / (s + 1), "sink_percent": [sink1 * s / 10]}
+        for s in (0, 5, 10)
+    ]
     (run / "log.jsonl").write_text("\n".join(json.dumps(x) for x in log) + "\n")
 
 
 def test_report_table_and_files(tmp_path):
-    (tmp_path / "sweep.json").write_text(json.dumps({"suites": ["optimization", "architecture"], "scale": "tiny"}))
+    (tmp_path / "sweep.json").write_text(
+        json.dumps({"suites": ["optimization", "architecture"], "scale": "tiny"})
+    )
     fake_run(tmp_path, "default", 20.0)
     fake_run(tmp_path, "lr_x0.25", 4.0)
     fake_run(tmp_path, "lr_x2", 35.0)
@@ -45,5 +49,5 @@ def test_report_table_and_files(tmp_path):
 def test_report_on_a_directory_that_is_not_a_sweep(tmp_path):
     import pytest
 
-    with pytest.raises(FileNotFoundError, match="sweep.json"):
+    with pytest.raises(FileNotFoundError, match=r"sweep\.json"):
         write_report(tmp_path)

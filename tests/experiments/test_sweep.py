@@ -1,0 +1,82 @@
+"""The sweep machinery on the micro scale: runs, skip-finished, resume, report, and the CLI."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from sinklab.experiments.suites import SCALES, RunSpec
+from sinklab.experiments.sweep import FINISHED, FRESH, RESUME, run_state, run_sweep
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("SINKLAB_CACHE", str(tmp_path_factory.getbasetemp() / "sinklab-cache"))
+
+
+def test_runs_then_skips_finished_and_resumes_interrupted(tmp_path):
+    scale = SCALES["micro"]
+    specs = [RunSpec("default"), RunSpec("lr_x2", ("train.lr=0.002",))]
+    first = run_sweep(specs, scale, tmp_path, jobs=2, progress=False)
+    assert sorted(first.finished) == ["default", "lr_x2"] and not first.failed
+    for name in ("default", "lr_x2"):
+        assert run_state(tmp_path / "runs" / name) == FINISHED
+        config = json.loads((tmp_path / "runs" / name / "config.json").read_text())
+        assert config["model"]["d_model"] == 32
+    assert json.loads((tmp_path / "runs" / "lr_x2" / "config.json").read_text())["train"]["lr"] == 0.002
+
+    again = run_sweep(specs, scale, tmp_path, jobs=2, progress=False)
+    assert again.skipped == ["default", "lr_x2"] and not again.finished
+
+    # An interrupted run: a checkpoint but no final metrics -> the next sweep resumes it.
+    (tmp_path / "runs" / "lr_x2" / "metrics.json").unlink()
+    assert run_state(tmp_path / "runs" / "lr_x2") == RESUME
+    resumed = run_sweep(specs, scale, tmp_path, jobs=1, progress=False)
+    assert resumed.finished == ["lr_x2"]
+    log = (tmp_path / "logs" / "lr_x2.log").read_text()
+    assert "--resume" in log
+    assert run_state(tmp_path / "nothing") == FRESH
+
+
+def test_bad_override_is_an_error_before_anything_starts(tmp_path):
+    with pytest.raises(ValueError, match="window"):
+        run_sweep([RunSpec("bad", ("model.attention.window=3",))], SCALES["micro"], tmp_path, progress=False)
+    assert not (tmp_path / "runs" / "bad").exists()
+
+
+def test_failed_run_is_reported_not_fatal(tmp_path):
+    broken = tmp_path / "runs" / "broken" / "checkpoints" / "step_0000002"
+    broken.mkdir(parents=True)
+    (broken / "model.safetensors").write_bytes(b"not a checkpoint")
+    outcome = run_sweep([RunSpec("broken")], SCALES["micro"], tmp_path, progress=False)
+    assert list(outcome.failed) == ["broken"]
+    assert "--resume" in (tmp_path / "logs" / "broken.log").read_text()
+
+
+def test_reproduce_cli_writes_a_report(tmp_path):
+    out = tmp_path / "sweep"
+    env = dict(os.environ, SINKLAB_CACHE=os.environ["SINKLAB_CACHE"])
+    cmd = [
+        sys.executable,
+        "-m",
+        "sinklab.cli",
+        "reproduce",
+        "--suite",
+        "scale-up",
+        "--scale",
+        "micro",
+        "--out",
+        str(out),
+        "--jobs",
+        "2",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "| Sigmoid without normalisation has no sink at 1B either |" in proc.stdout
+    assert (out / "report.html").exists() and (out / "claims.json").exists()
+    claims = json.loads((out / "claims.json").read_text())
+    assert claims[0]["verdict"] == "not at this scale"  # micro is not 1B
+    dry = subprocess.run([*cmd, "--dry-run"], capture_output=True, text=True, env=env, timeout=300)
+    assert "already finished" in dry.stdout and "estimated time" in dry.stdout
