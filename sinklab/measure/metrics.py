@@ -54,9 +54,7 @@ def sink_percent_by_layer(alpha_slhk: torch.Tensor | np.ndarray, eps: float = DE
     return ((a > eps).double().mean(dim=(0, 2)) * 100.0).numpy()
 
 
-def summarize_alpha(
-    alpha_slhk: np.ndarray, eps_list: Sequence[float] = (DEFAULT_EPS,)
-) -> dict[str, object]:
+def summarize_alpha(alpha_slhk: np.ndarray, eps_list: Sequence[float] = (DEFAULT_EPS,)) -> dict[str, object]:
     """The metrics.json fields that come from per-sample alpha of shape (samples, layers, heads, T)."""
     if alpha_slhk.ndim != 4:
         raise ValueError(f"alpha must have shape (samples, layers, heads, T), got {alpha_slhk.shape}")

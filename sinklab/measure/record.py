@@ -107,13 +107,15 @@ class AttentionRecord:
     ) -> None:
         """Add one query block of attention weights.
 
-        weights: (B, H, q, T) over the real keys for queries query_start..query_start+q-1.
+        weights: (B, H, q, n) over the first n <= T real keys for queries query_start..query_start+q-1
+            (a causal caller may stop at the last key its block can see; later keys count as zero).
         slot: (B, H, q) the weight of a virtual sink slot or sink logit, if the layer has one.
         normalized: False for kernels whose rows need not sum to one; the record then keeps both the
             paper's proxy-normalised numbers and the raw ones.
         """
-        if weights.dim() != 4 or weights.shape[-1] != self._seq_len:
-            raise ValueError(f"expected weights (B, H, q, {self._seq_len}), got {tuple(weights.shape)}")
+        if weights.dim() != 4 or weights.shape[-1] > self._seq_len:
+            raise ValueError(f"expected weights (B, H, q, <= {self._seq_len}), got {tuple(weights.shape)}")
+        n_keys = weights.shape[-1]
         weights = weights.float()
         slot = slot.float() if slot is not None else None
         sums = self._layers.get(layer)
@@ -123,16 +125,16 @@ class AttentionRecord:
             sums = _LayerSums(colsum=zeros)
             self._layers[layer] = sums
         if normalized:
-            sums.colsum += weights.sum(dim=2)
+            sums.colsum[..., :n_keys] += weights.sum(dim=2)
             if slot is not None:
                 sums.slot = (sums.slot if sums.slot is not None else 0) + slot.sum(dim=2)
         else:
             self._any_raw = True
             norm = proxy_normalize(weights, slot)
-            sums.colsum += norm.sum(dim=2)
+            sums.colsum[..., :n_keys] += norm.sum(dim=2)
             if sums.colsum_raw is None:
                 sums.colsum_raw = torch.zeros_like(sums.colsum)
-            sums.colsum_raw += weights.sum(dim=2)
+            sums.colsum_raw[..., :n_keys] += weights.sum(dim=2)
             if slot is not None:
                 total = weights.abs().sum(-1) + slot.abs()
                 slot_norm = slot.abs() / (total + 1e-8)
@@ -147,8 +149,14 @@ class AttentionRecord:
         value = per_position.detach().double().cpu()
         bucket[index] = bucket[index] + value if index in bucket else value
 
-    def add_qkv(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor | None) -> None:
-        """Norms and QK angles from q (B, Hq, T, D), k (B, Hk, T, D), v (B, Hk, T, Dv), after positions."""
+    def add_qkv(
+        self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor | None, *, angles: bool = True
+    ) -> None:
+        """Norms and QK angles from q (B, Hq, T, D), k (B, Hk, T, D), v (B, Hk, T, Dv), after positions.
+
+        angles=False: the caller computes the cosines from its own q.k blocks and hands them to add_angles
+        (saves a second T x T product).
+        """
         if not self.analyses:
             return
         q, k = q.detach().float(), k.detach().float()
@@ -156,6 +164,8 @@ class AttentionRecord:
         self._accumulate("key_norm", layer, k.norm(dim=-1).mean(dim=1).sum(dim=0))
         if v is not None:
             self._accumulate("value_norm", layer, v.detach().float().norm(dim=-1).mean(dim=1).sum(dim=0))
+        if not angles:
+            return
         if k.shape[1] != q.shape[1]:
             k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)
         qn = torch.nn.functional.normalize(q, dim=-1)
@@ -172,6 +182,12 @@ class AttentionRecord:
             other[:, start:stop] = (cos * visible).sum(-1).mean(dim=1) / visible.sum(-1)
         self._accumulate("cos_first_key", layer, cos_first.sum(dim=0))
         self._accumulate("cos_other_keys", layer, other.sum(dim=0))
+
+    def add_angles(self, layer: int, cos_first: torch.Tensor, cos_other: torch.Tensor) -> None:
+        """Per-query cosines (B, T), already averaged over heads, as add_qkv would compute them."""
+        if self.analyses:
+            self._accumulate("cos_first_key", layer, cos_first.sum(dim=0))
+            self._accumulate("cos_other_keys", layer, cos_other.sum(dim=0))
 
     def add_hidden(self, index: int, hidden: torch.Tensor) -> None:
         """||h_t|| of hidden states (B, T, D); index 0 is the embedding output, i the output of block i."""

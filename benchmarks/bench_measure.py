@@ -1,0 +1,210 @@
+"""sinklab measure vs the paper's method vs a plain forward: time and whole-process peak memory.
+
+Time is the process CPU time of the measured loop (robust on a shared machine; one thread, so it is
+close to wall time on an idle one); wall time is shown too.
+
+Each method runs in its own subprocess (peak RSS from resource.getrusage is whole-process), one torch
+thread, on the same random-initialised Llama and the same random token ids:
+  plain    SDPA forward, no measurement
+  sinklab  the registered attention function + streaming record (metric and analyses)
+  sinklab-noan   the same without the Sec. 3 analyses
+  paper    eager attention, output_attentions, every map of every sample kept, metric afterwards
+
+    python benchmarks/bench_measure.py                 # T sweep + the issue's target config
+    python benchmarks/bench_measure.py --only target   # just the target config
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+METHODS = ("plain", "sinklab", "sinklab-noan", "paper")
+
+
+def make_model(folder: Path, layers: int, hidden: int, heads: int, vocab: int) -> None:
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(
+        vocab_size=vocab,
+        hidden_size=hidden,
+        intermediate_size=4 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
+        max_position_embeddings=8192,
+    )
+    LlamaForCausalLM(cfg).save_pretrained(folder)
+
+
+def worker(args: argparse.Namespace) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    from transformers import AutoModelForCausalLM
+
+    from sinklab.measure import hf
+    from sinklab.measure.api import measure_token_ids
+    from sinklab.measure.metrics import importance_scores, sink_percent
+
+    gen = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, args.vocab, (args.samples, args.length), generator=gen)
+    out: dict[str, object] = {}
+    if args.method == "plain":
+        model = AutoModelForCausalLM.from_pretrained(args.model_dir, attn_implementation="sdpa").eval()
+        rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        t0, c0 = time.perf_counter(), time.process_time()
+        with torch.no_grad():
+            for s in range(0, args.samples, args.batch):
+                model(ids[s : s + args.batch], use_cache=False)
+        elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+    elif args.method.startswith("sinklab"):
+        model = hf.load_hf_model(args.model_dir)
+        runner = hf.prepare_hf(model, query_block=args.query_block)
+        rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        t0, c0 = time.perf_counter(), time.process_time()
+        metrics = measure_token_ids(
+            runner, ids, (0.3,), args.batch, analyses=args.method == "sinklab", query_block=args.query_block
+        )
+        elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+        out["sink_percent"] = metrics["sink_percent"][:8]
+        out["alpha_first"] = [[row[0] for row in layer] for layer in metrics["alpha"]]
+    else:  # the paper's method: eager, output_attentions, all maps kept, metric afterwards
+        model = AutoModelForCausalLM.from_pretrained(args.model_dir, attn_implementation="eager").eval()
+        rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        t0, c0 = time.perf_counter(), time.process_time()
+        maps = []
+        with torch.no_grad():
+            for s in range(0, args.samples, args.batch):
+                res = model(ids[s : s + args.batch], use_cache=False, output_attentions=True)
+                maps.append(torch.stack(res.attentions, dim=1))  # (B, L, H, T, T)
+                del res
+        attn = torch.cat(maps)
+        del maps
+        alpha = importance_scores(attn)  # (S, L, H, T)
+        elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+        out["sink_percent"] = sink_percent(alpha, 0.3)[:8].tolist()
+        out["alpha_first"] = alpha[..., 0].mean(0).tolist()
+    out.update(
+        seconds=cpu,
+        wall=elapsed,
+        peak_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        loaded_mb=rss_loaded / 1024,
+    )
+    print("RESULT " + json.dumps(out))
+
+
+def run_method(method: str, model_dir: Path, length: int, samples: int, batch: int, vocab: int) -> dict:
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        method,
+        "--model-dir",
+        str(model_dir),
+        "--length",
+        str(length),
+        "--samples",
+        str(samples),
+        "--batch",
+        str(batch),
+        "--vocab",
+        str(vocab),
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+    if line is None:
+        return {"error": (proc.stderr or proc.stdout)[-400:]}
+    return json.loads(line[len("RESULT ") :])
+
+
+def compare(a: dict, b: dict) -> str:
+    import numpy as np
+
+    if "alpha_first" not in a or "alpha_first" not in b:
+        return "-"
+    diff = float(np.max(np.abs(np.array(a["alpha_first"]) - np.array(b["alpha_first"]))))
+    same = a["sink_percent"] == b["sink_percent"]
+    return f"{'identical' if same else 'DIFFERENT'} Sink (max |Δα_1| {diff:.1e})"
+
+
+def table(title: str, results: dict[str, dict]) -> str:
+    plain = results.get("plain", {})
+    lines = [
+        f"### {title}",
+        "",
+        "| method | CPU time (s) | wall (s) | peak RSS (MB) | time / plain | memory / plain |",
+        "|---|---|---|---|---|---|",
+    ]
+    for m, r in results.items():
+        if "error" in r:
+            lines.append(f"| {m} | error: {r['error'][-120:]!r} | | | |")
+            continue
+        tr = r["seconds"] / plain["seconds"] if plain.get("seconds") else float("nan")
+        mr = r["peak_mb"] / plain["peak_mb"] if plain.get("peak_mb") else float("nan")
+        lines.append(
+            f"| {m} | {r['seconds']:.2f} | {r['wall']:.2f} | {r['peak_mb']:.0f} | {tr:.2f}x | {mr:.2f}x |"
+        )
+    if "paper" in results and "sinklab" in results:
+        lines.append("")
+        lines.append(f"sinklab vs paper: {compare(results['sinklab'], results['paper'])}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--worker", choices=METHODS)
+    parser.add_argument("--model-dir")
+    parser.add_argument("--length", type=int, default=64)
+    parser.add_argument("--samples", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--vocab", type=int, default=32000)
+    parser.add_argument("--query-block", type=int, default=256)
+    parser.add_argument("--only", choices=["sweep", "target"], default=None)
+    parser.add_argument("--lengths", type=int, nargs="+", default=[64, 1024, 4096])
+    args = parser.parse_args()
+    if args.worker:
+        args.method = args.worker
+        worker(args)
+        return
+    report = []
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.only in (None, "sweep"):
+            small = Path(tmp) / "small"
+            make_model(small, layers=4, hidden=256, heads=4, vocab=args.vocab)
+            for length in args.lengths:
+                res = {m: run_method(m, small, length, 2, 1, args.vocab) for m in METHODS}
+                report.append(table(f"4-layer d=256 Llama, 2 samples of T={length}, batch 1", res))
+                print(report[-1], "\n", flush=True)
+        if args.only in (None, "target"):
+            target = Path(tmp) / "target"
+            make_model(target, layers=12, hidden=256, heads=4, vocab=args.vocab)
+            res = {m: run_method(m, target, 1024, 8, 2, args.vocab) for m in METHODS}
+            report.append(table("target: 12-layer d=256 Llama, 8 samples of T=1024, batch 2", res))
+            print(report[-1], "\n", flush=True)
+            growth = {n: run_method("sinklab", target, 1024, n, 2, args.vocab) for n in (2, 16)}
+            line = ", ".join(
+                f"{n} samples: {r.get('peak_mb', float('nan')):.0f} MB" for n, r in growth.items()
+            )
+            report.append(f"sinklab peak RSS by number of samples (T=1024, batch 2): {line}")
+            print(report[-1], flush=True)
+    print("\n\n".join(report))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""The paper's Sec. 3 analyses and the metrics.json fields, from what an AttentionRecord kept.
+
+- Hidden-state norms ||h_t^l|| by layer and position, and the massive-activation ratio of the first
+  token's norm to the median norm of the other positions (per layer).
+- Key / value / query norms by layer and position (keys after positional encoding), with the same
+  first-to-median ratio (the paper finds ||k_1|| and ||v_1|| small).
+- Cosine between the first token's key and the queries of other positions, against the mean cosine of
+  other visible key/query pairs (the paper: the angle, not the norm product, drives the sink).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from sinklab.measure.metrics import summarize_alpha
+from sinklab.measure.record import RecordResult
+
+
+def first_to_median(table: np.ndarray) -> np.ndarray:
+    """(rows, T) -> per row: value at position 1 / median over positions 2..T."""
+    if table.shape[1] < 2:
+        return np.full(table.shape[0], np.nan)
+    return table[:, 0] / np.median(table[:, 1:], axis=1)
+
+
+def jsonable(value: Any) -> Any:
+    """numpy arrays and floats as JSON values; NaN/inf become null (strict JSON)."""
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        f = float(value)
+        return f if np.isfinite(f) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def analyses(result: RecordResult) -> dict[str, Any]:
+    """The analyses block of metrics.json (only the parts the backend could record)."""
+    out: dict[str, Any] = {}
+    if result.hidden_norm is not None:
+        out["hidden_norm"] = result.hidden_norm
+        out["massive_activation_ratio"] = first_to_median(result.hidden_norm)
+    for name in ("key_norm", "value_norm", "query_norm"):
+        table = getattr(result, name)
+        if table is not None:
+            out[name] = table
+            out[f"{name}_first_ratio"] = first_to_median(table)
+    if result.cos_first_key is not None and result.cos_other_keys is not None:
+        out["cos_first_key"] = result.cos_first_key
+        out["cos_other_keys"] = result.cos_other_keys
+        # Per layer, mean over query positions 2..T.
+        out["cos_first_key_mean"] = np.nanmean(result.cos_first_key[:, 1:], axis=1)
+        out["cos_other_keys_mean"] = np.nanmean(result.cos_other_keys[:, 1:], axis=1)
+    return out
+
+
+def build_metrics(result: RecordResult, eps: Sequence[float]) -> dict[str, Any]:
+    """metrics.json fields (without the run description: model, length, skipped, backend)."""
+    metrics: dict[str, Any] = dict(summarize_alpha(result.alpha, eps))
+    metrics["samples"] = int(result.samples)
+    if result.alpha_raw is not None:
+        raw = summarize_alpha(result.alpha_raw, eps)
+        metrics["raw"] = {
+            k: raw[k] for k in ("sink_percent", "sink_percent_by_eps", "alpha", "mean_first_alpha")
+        }
+    if result.slot_alpha is not None:
+        # The sink slot / sink logit as the paper's virtual position 0 (Sink_1*), per layer and head.
+        slot = result.slot_alpha
+        metrics["slot"] = {
+            "alpha": slot.mean(axis=0),
+            "sink_percent_by_eps": {f"{float(e):g}": float((slot > e).mean() * 100.0) for e in eps},
+            "mean_alpha": float(slot.mean()),
+        }
+    metrics["analyses"] = analyses(result)
+    return metrics

@@ -1,0 +1,73 @@
+"""`sinklab list`: every registry with each entry's one-line docstring, and the presets.
+
+Other areas append sections (e.g. reproduce suites) with `register_section(title, lines_fn)`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from sinklab.model.kernels import KERNELS
+from sinklab.model.masks import MASKS
+from sinklab.model.mlp import MLPS
+from sinklab.model.norms import NORMS
+from sinklab.model.positions import POSITIONS
+from sinklab.model.presets import PRESETS, preset_names
+from sinklab.model.sinks import KV_BIASES
+from sinklab.registry import Registry
+
+# Extra sections added by other packages: title -> function returning (name, description) pairs.
+_SECTIONS: dict[str, Callable[[], list[tuple[str, str]]]] = {}
+
+
+def register_section(title: str, entries: Callable[[], list[tuple[str, str]]]) -> None:
+    _SECTIONS[title] = entries
+
+
+def _doc(obj: object) -> str:
+    doc = (getattr(obj, "__doc__", None) or "").strip()
+    return " ".join(doc.split("\n\n")[0].split())
+
+
+def _registry_entries(registry: Registry, order: list[str] | None = None) -> list[tuple[str, str]]:
+    return [(name, _doc(registry.get(name))) for name in (order or registry.names())]
+
+
+def sections() -> list[tuple[str, list[tuple[str, str]]]]:
+    out = [
+        ("kernels (model.attention.kernel)", _registry_entries(KERNELS)),
+        ("masks (model.attention.mask)", _registry_entries(MASKS)),
+        ("positions (model.position)", _registry_entries(POSITIONS)),
+        ("sinks (model.kv_bias)", _registry_entries(KV_BIASES)),
+        ("mlps (model.mlp)", _registry_entries(MLPS)),
+        ("norms (model.norm)", _registry_entries(NORMS)),
+        ("model presets", _registry_entries(PRESETS, preset_names())),
+    ]
+    for title, entries in _SECTIONS.items():
+        out.append((title, entries()))
+    return out
+
+
+def listing_text() -> str:
+    lines = []
+    for title, entries in sections():
+        lines.append(f"{title}:")
+        width = max((len(name) for name, _ in entries), default=0)
+        lines.extend(f"  {name.ljust(width)}  {desc}".rstrip() for name, desc in entries)
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--width", type=int, default=0, help="cut descriptions to this many characters (0: no cut)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    text = listing_text()
+    if getattr(args, "width", 0):
+        text = "\n".join(line[: args.width] for line in text.splitlines()) + "\n"
+    print(text, end="")
+    return 0

@@ -1,0 +1,93 @@
+"""Feed-forward blocks (paper.md §5.4 Table 11). Gated: down(act(gate x) * up x); plain: proj(act(fc x))."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sinklab.registry import Registry
+
+MLPS: Registry[type[nn.Module]] = Registry("mlp")
+
+
+class GatedMLP(nn.Module):
+    act: Callable[[torch.Tensor], torch.Tensor] = staticmethod(F.silu)
+    gated = True
+
+    def __init__(self, d_model: int, d_ff: int) -> None:
+        super().__init__()
+        # Hugging Face Llama names: export maps them one to one.
+        self.gate_proj = nn.Linear(d_model, d_ff, bias=False)
+        self.up_proj = nn.Linear(d_model, d_ff, bias=False)
+        self.down_proj = nn.Linear(d_ff, d_model, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(type(self).act(self.gate_proj(x)) * self.up_proj(x))
+
+    def output_layer(self) -> nn.Linear:
+        return self.down_proj
+
+
+class PlainMLP(nn.Module):
+    act: Callable[[torch.Tensor], torch.Tensor] = staticmethod(F.relu)
+    gated = False
+
+    def __init__(self, d_model: int, d_ff: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(d_model, d_ff, bias=False)
+        self.proj = nn.Linear(d_ff, d_model, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(type(self).act(self.fc(x)))
+
+    def output_layer(self) -> nn.Linear:
+        return self.proj
+
+
+def _exact_gelu(x: torch.Tensor) -> torch.Tensor:
+    return F.gelu(x)
+
+
+@MLPS.register("swiglu")
+class SwiGLU(GatedMLP):
+    """(Swish(h W1) * h W2) W3, the default (paper §4.2)."""
+
+    act = staticmethod(F.silu)
+
+
+@MLPS.register("geglu")
+class GeGLU(GatedMLP):
+    """(GeLU(h W1) * h W2) W3 (paper Table 11)."""
+
+    act = staticmethod(_exact_gelu)
+
+
+@MLPS.register("reglu")
+class ReGLU(GatedMLP):
+    """(ReLU(h W1) * h W2) W3 (paper Table 11)."""
+
+    act = staticmethod(F.relu)
+
+
+@MLPS.register("gelu")
+class GeluMLP(PlainMLP):
+    """GeLU(h W1) W2 (paper Table 11)."""
+
+    act = staticmethod(_exact_gelu)
+
+
+@MLPS.register("relu")
+class ReluMLP(PlainMLP):
+    """ReLU(h W1) W2 (paper Table 11)."""
+
+    act = staticmethod(F.relu)
+
+
+@MLPS.register("silu")
+class SiluMLP(PlainMLP):
+    """Swish(h W1) W2 (paper Table 11, "Swish")."""
+
+    act = staticmethod(F.silu)

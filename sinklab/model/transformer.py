@@ -1,0 +1,137 @@
+"""SinkLM: the one LLaMA-style decoder; every variant is a config option resolved through the registries."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from sinklab.model.attention import Attention, AttentionContext
+from sinklab.model.config import ModelConfig
+from sinklab.model.masks import MASKS
+from sinklab.model.mlp import MLPS
+from sinklab.model.norms import NORMS
+from sinklab.model.positions import POSITIONS
+from sinklab.model.sinks import KV_BIASES
+
+if TYPE_CHECKING:
+    from sinklab.measure.record import AttentionRecord
+
+SINK_TOKEN_INIT_STD = 0.02
+
+
+class Block(nn.Module):
+    """Pre-LN: x + Attn(N1 x), then + FFN(N2 x). Post-LN (paper's `GPTpostln`): x <- N1(x + Attn(x)),
+    x <- N2(x + FFN(x))."""
+
+    def __init__(self, cfg: ModelConfig, layer: int) -> None:
+        super().__init__()
+        norm = NORMS.get(cfg.norm)
+        self.post = cfg.norm_position == "post"
+        self.input_layernorm = norm(cfg.d_model, eps=cfg.norm_eps)
+        self.self_attn = Attention(cfg, layer)
+        self.post_attention_layernorm = norm(cfg.d_model, eps=cfg.norm_eps)
+        self.mlp = MLPS.get(cfg.mlp)(cfg.d_model, cfg.ffn_dim)
+
+    def forward(self, x: torch.Tensor, ctx: AttentionContext) -> torch.Tensor:
+        if self.post:
+            x = self.input_layernorm(x + self.self_attn(x, ctx))
+            return self.post_attention_layernorm(x + self.mlp(x))
+        x = x + self.self_attn(self.input_layernorm(x), ctx)
+        return x + self.mlp(self.post_attention_layernorm(x))
+
+
+class SinkLM(nn.Module):
+    """LLaMA-style decoder LM. `model(input_ids (B, T), record=None) -> logits (B, T, V)`."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.config = cfg
+        self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.position = POSITIONS.get(cfg.position)(cfg)
+        self.mask = MASKS.get(cfg.attention.mask)(cfg.attention)
+        self.sink_token = (
+            nn.Parameter(torch.randn(cfg.d_model) * SINK_TOKEN_INIT_STD)
+            if KV_BIASES.get(cfg.kv_bias).sink_token
+            else None
+        )
+        self.layers = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layer))
+        # Post-LN blocks end in a norm already; the paper's post-LN model has no final norm.
+        self.norm = NORMS.get(cfg.norm)(cfg.d_model, eps=cfg.norm_eps) if cfg.norm_position == "pre" else None
+        self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        if cfg.tie_embeddings:
+            self.lm_head.weight = self.embed_tokens.weight
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """GPT-NeoX small init (paper.md §4.2): every Linear and Embedding N(0, 2/(5 d)); the SwiGLU output
+        projection N(0, (1/sqrt(d)/L)^2); norm gains 1. K/V biases and the sink token keep N(0, 0.02^2)."""
+        cfg = self.config
+        if cfg.init != "neox_small":
+            return  # "torch_default": PyTorch's own initialisation, as built
+        std = math.sqrt(2.0 / (5 * cfg.d_model))
+        for module in self.modules():
+            if isinstance(module, nn.Linear | nn.Embedding):
+                nn.init.normal_(module.weight, mean=0.0, std=std)
+        # Only SwiGLU's output gets the depth-scaled init, as in the paper's code (other FFNs do not).
+        if cfg.mlp == "swiglu":
+            for layer in self.layers:
+                nn.init.normal_(
+                    layer.mlp.down_proj.weight, mean=0.0, std=1 / math.sqrt(cfg.d_model) / cfg.n_layer
+                )
+
+    def loss_mask(self, seq_len: int) -> torch.Tensor:
+        """(T,) bool over target tokens: True where token t counts as a prediction target (token 0 never)."""
+        return self.mask.loss_mask(seq_len)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        record: AttentionRecord | None = None,
+        *,
+        return_weights: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor | None]]]:
+        """Logits (B, T, V). With `record`, attention (in query blocks), q/k/v and hidden states feed it; the
+        caller owns its batch (record.start_batch(B, T) before, record.end_batch() after). With
+        `return_weights`, also each layer's (weights (B, H, T, T), slot mass (B, H, T) or None)."""
+        b, t = input_ids.shape
+        if record is not None and (record._batch, record._seq_len) != (b, t):
+            raise RuntimeError(
+                f"record expects a batch of {(record._batch, record._seq_len)}; "
+                f"call record.start_batch({b}, {t}) before the forward pass"
+            )
+        h = self.embed_tokens(input_ids)
+        n_sink = 0
+        if self.sink_token is not None:
+            h = torch.cat([self.sink_token.to(h.dtype).view(1, 1, -1).expand(b, 1, -1), h], dim=1)
+            n_sink = 1
+        pos = torch.arange(t + n_sink, device=input_ids.device)
+        if t + n_sink > self.config.context and self.config.position == "learned":
+            raise ValueError(f"sequence of {t + n_sink} tokens exceeds model.context={self.config.context}")
+        pos_embed = self.position.embed(pos)
+        if pos_embed is not None:
+            h = h + pos_embed.to(h.dtype)
+        weights: list | None = [] if return_weights else None
+        ctx = AttentionContext(
+            pos=pos, n_sink=n_sink, position=self.position, mask=self.mask, record=record, weights_out=weights
+        )
+        if record is not None:
+            record.add_hidden(0, h[:, n_sink:])
+        for i, layer in enumerate(self.layers):
+            h = layer(h, ctx)
+            if record is not None:
+                record.add_hidden(i + 1, h[:, n_sink:])
+        if self.norm is not None:
+            h = self.norm(h)
+        logits = self.lm_head(h[:, n_sink:])
+        return (logits, weights) if return_weights else logits
+
+    def num_parameters(self, non_embedding: bool = False) -> int:
+        n = sum(p.numel() for p in self.parameters())
+        if non_embedding:
+            n -= self.embed_tokens.weight.numel()
+            if not self.config.tie_embeddings:
+                n -= self.lm_head.weight.numel()
+        return n

@@ -1,0 +1,122 @@
+"""Training-time evaluation: validation loss and the paper's sink metric through the shared metric code.
+
+The sink is measured exactly as `sinklab measure` does: the model feeds an AttentionRecord, and
+`summarize_alpha` turns the per-sample alpha into Sink_k, per-layer Sink_k and mean alpha_1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sinklab.measure.metrics import summarize_alpha
+from sinklab.measure.record import AttentionRecord, RecordResult
+
+LOG_POSITIONS = 10  # the pre-train eval of the paper prints the first 10 positions
+
+
+def target_mask(model: nn.Module, context: int) -> torch.Tensor:
+    """(context,) bool over the targets of a packed block of context + 1 tokens (target j = token j + 1).
+
+    The model's `loss_mask(T)` is over the tokens of a sequence (token 0 is never a target; a prefix LM
+    also drops tokens 1..p-1), so the targets' mask is its entries 1..context."""
+    return model.loss_mask(context + 1)[1:]
+
+
+def masked_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over the target positions the model's loss mask keeps; logits (B, T, V)."""
+    ce = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), reduction="none").view(
+        targets.shape
+    )
+    weights = mask.to(ce.dtype).expand_as(ce)
+    return (ce * weights).sum() / weights.sum()
+
+
+@torch.no_grad()
+def validation_loss(
+    model: nn.Module, sequences: torch.Tensor, mask: torch.Tensor, batch_size: int, autocast: Any
+) -> float:
+    """Mean loss over (N, context + 1) validation sequences (every batch weighs by its target count)."""
+    total, count = 0.0, 0.0
+    for start in range(0, len(sequences), batch_size):
+        batch = sequences[start : start + batch_size]
+        with autocast():
+            logits = model(batch[:, :-1])
+        n = float(mask.sum()) * len(batch)
+        total += float(masked_loss(logits, batch[:, 1:], mask)) * n
+        count += n
+    return total / count
+
+
+@torch.no_grad()
+def record_sink(
+    model: nn.Module, ids: torch.Tensor, batch_size: int, autocast: Any, *, analyses: bool = False
+) -> RecordResult:
+    """Run the model over the evaluation ids (N, T) feeding one AttentionRecord."""
+    record = AttentionRecord(analyses=analyses)
+    for start in range(0, len(ids), batch_size):
+        batch = ids[start : start + batch_size]
+        record.start_batch(*batch.shape)
+        with autocast():
+            model(batch, record=record)
+        record.end_batch()
+    return record.result()
+
+
+def log_fields(result: RecordResult, eps_list: tuple[float, ...]) -> dict[str, Any]:
+    """The sink fields of a log.jsonl line."""
+    summary = summarize_alpha(result.alpha, eps_list)
+    fields: dict[str, Any] = {
+        "sink_1": summary["sink_percent"][0],
+        "sink_percent": summary["sink_percent"][:LOG_POSITIONS],
+        "mean_first_alpha": summary["mean_first_alpha"],
+        "sink_percent_by_layer": [row[:LOG_POSITIONS] for row in summary["sink_percent_by_layer"]],
+    }
+    if len(eps_list) > 1:
+        fields["sink_percent_by_eps"] = {
+            k: v[:LOG_POSITIONS] for k, v in summary["sink_percent_by_eps"].items()
+        }
+    if result.slot_alpha is not None:
+        fields["slot_alpha"] = float(result.slot_alpha.mean())
+        fields["slot_sink_percent"] = float((result.slot_alpha > eps_list[0]).mean() * 100.0)
+    if result.alpha_raw is not None:
+        fields["sink_percent_raw"] = summarize_alpha(result.alpha_raw, eps_list)["sink_percent"][
+            :LOG_POSITIONS
+        ]
+    return fields
+
+
+def metrics_json(result: RecordResult, eps_list: tuple[float, ...], model_name: str) -> dict[str, Any]:
+    """The final metrics.json, in the format of `sinklab measure`."""
+    out: dict[str, Any] = {
+        "model": model_name,
+        "samples": int(result.samples),
+        "length": int(result.alpha.shape[-1]),
+        "skipped": 0,
+        **summarize_alpha(result.alpha, eps_list),
+    }
+    if result.alpha_raw is not None:
+        raw = summarize_alpha(result.alpha_raw, eps_list)
+        out["raw"] = {k: raw[k] for k in ("sink_percent", "sink_percent_by_eps", "sink_percent_by_layer")}
+    if result.slot_alpha is not None:
+        out["slot_alpha"] = result.slot_alpha.mean(axis=0).tolist()
+        out["slot_sink_percent"] = float((result.slot_alpha > eps_list[0]).mean() * 100.0)
+    for name in ("hidden_norm", "key_norm", "value_norm", "query_norm", "cos_first_key", "cos_other_keys"):
+        value = getattr(result, name)
+        if value is not None:
+            # NaN (undefined entries such as cos(q_1, k_1)) becomes null: metrics.json stays strict JSON
+            out[name] = [[None if not np.isfinite(x) else float(x) for x in row] for row in value]
+    return out
+
+
+def autocast_for(device: torch.device, precision: str) -> Any:
+    """A factory of autocast contexts: bf16 on CUDA under "auto"/"bf16", nothing otherwise."""
+    use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    if not use_bf16:
+        return contextlib.nullcontext
+    return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)

@@ -1,0 +1,233 @@
+"""The training loop: one function from a RunConfig to a run directory.
+
+It never asks which rank it runs on: `distributed.DistEnv` owns the process group, wrapping and syncs,
+`RunLogger` and the checkpoint writer write on the main process only.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from sinklab import __version__
+from sinklab.config import to_dict
+from sinklab.data.evalset import write_eval_set
+from sinklab.data.pipeline import PreparedData, prepare_data
+from sinklab.io import atomic_write_json
+from sinklab.model import ModelConfig, SinkLM
+from sinklab.train import checkpoint as ckpt_io
+from sinklab.train.config import RunConfig
+from sinklab.train.distributed import DistEnv, setup
+from sinklab.train.evaluate import (
+    autocast_for,
+    log_fields,
+    masked_loss,
+    metrics_json,
+    record_sink,
+    target_mask,
+    validation_loss,
+)
+from sinklab.train.logging import RunLogger
+from sinklab.train.optim import build_optimizer, lr_at, set_lr
+
+EVAL_BATCH = 25  # sequences per forward pass in evaluation (100 eval sequences = 4 passes)
+
+
+def resolve_model_config(cfg: RunConfig, data: PreparedData) -> ModelConfig:
+    """The model's vocabulary comes from the tokenizer; its context must hold the training sequences."""
+    needed = max(cfg.data.context, cfg.data.eval_length)
+    return replace(cfg.model, vocab_size=data.model_vocab_size, context=max(cfg.model.context, needed))
+
+
+def git_revision() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def run_config_json(cfg: RunConfig, data: PreparedData, preset: str | None, world: int) -> dict[str, Any]:
+    return {
+        "format": "sinklab-run",
+        **to_dict(cfg),
+        "preset": preset,
+        "sinklab_version": __version__,
+        "git_rev": git_revision(),
+        "seed": cfg.train.seed,
+        "world_size": world,
+        "corpus_fingerprint": data.corpus_fingerprint,
+        "tokenizer": {
+            "name": data.tokenizer.name,
+            "fingerprint": data.tokenizer.fingerprint,
+            "vocab_size": data.tokenizer.vocab_size,
+            "eos_id": data.tokenizer.eos_id,
+            "bos_id": data.tokenizer.bos_id,
+            "pad_id": data.tokenizer.pad_id,
+        },
+        "token_files": data.token_files,
+    }
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def train(
+    cfg: RunConfig, out: str | Path, *, resume: Path | None = None, preset: str | None = None
+) -> dict[str, Any]:
+    """Train into run dir `out` (resuming from checkpoint folder `resume`); returns the last log line."""
+    env = setup(cfg.train.device)
+    try:
+        return _train(env, cfg, Path(out), resume, preset)
+    finally:
+        env.cleanup()
+
+
+def _train(
+    env: DistEnv, cfg: RunConfig, out: Path, resume: Path | None, preset: str | None
+) -> dict[str, Any]:
+    tc = cfg.train
+    if tc.threads is not None:
+        torch.set_num_threads(tc.threads)
+    per_rank = tc.batch_size // env.world_size
+    micro = tc.micro_batch_size or per_rank
+    if tc.batch_size % env.world_size or per_rank % micro:
+        raise ValueError(
+            f"train.batch_size={tc.batch_size} must split into {env.world_size} process(es) x whole "
+            f"micro-batches of train.micro_batch_size={micro}"
+        )
+    accum = per_rank // micro
+    seed_everything(tc.seed)
+
+    with env.main_first():
+        data = prepare_data(cfg.data, batch_size=tc.batch_size, seed=cfg.data_seed)
+    model_cfg = resolve_model_config(cfg, data)
+    cfg = replace(cfg, model=model_cfg)
+    digest = ckpt_io.config_digest({"model": to_dict(cfg.model), "data": to_dict(cfg.data)})
+
+    checkpoint = ckpt_io.load_checkpoint(resume, model_cfg, digest) if resume is not None else None
+    if env.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out / "config.json", run_config_json(cfg, data, preset, env.world_size))
+        data.tokenizer.save(out / "tokenizer")
+        write_eval_set(out / "eval_set.jsonl", data.eval_ids)
+
+    model = SinkLM(model_cfg)  # seeded above: every rank builds the same initial weights
+    if checkpoint is not None:
+        model.load_state_dict(checkpoint.model_state)
+    model.to(env.device)
+    wrapped = env.wrap(model, tc.distributed)
+    optimizer = build_optimizer(wrapped, tc)
+    start = 0
+    loss_sum, loss_steps = 0.0, 0
+    if checkpoint is not None:
+        ckpt_io.restore_optimizer(wrapped, optimizer, checkpoint.optimizer_state)
+        ckpt_io.restore_rng(checkpoint)
+        start = checkpoint.step
+        loss_sum, loss_steps = checkpoint.state.get("loss_accumulator", [0.0, 0])
+    forward = torch.compile(wrapped) if tc.compile else wrapped
+    measured = env.unwrap(wrapped)  # the module whose forward takes record=
+    autocast = autocast_for(env.device, tc.precision)
+    context = cfg.data.context
+    mask = target_mask(model, context).to(env.device)
+    val = torch.from_numpy(data.val).to(env.device)
+    eval_ids = torch.from_numpy(data.eval_ids).to(env.device)
+    tokens_per_step = tc.batch_size * context
+
+    logger = RunLogger(
+        out,
+        enabled=env.is_main,
+        tensorboard=tc.tensorboard,
+        progress=tc.progress,
+        total_tokens=tc.steps * tokens_per_step,
+        done_tokens=start * tokens_per_step,
+    )
+    logger.truncate_after(start)
+
+    def evaluate(step: int, train_loss: float | None, timing: tuple[float, int] | None) -> dict[str, Any]:
+        wrapped.eval()
+        record = {
+            "step": step,
+            "tokens": step * tokens_per_step,
+            "lr": lr_at(max(step - 1, 0), tc) if step else 0.0,
+            "train_loss": train_loss,
+            "val_loss": validation_loss(measured, val, mask, EVAL_BATCH, autocast),
+        }
+        record.update(log_fields(record_sink(measured, eval_ids, EVAL_BATCH, autocast), tc.eval_eps))
+        seconds, steps = timing or (0.0, 0)
+        record["tokens_per_s"] = tokens_per_step * steps / seconds if seconds > 0 else None
+        env.reshard(wrapped)
+        wrapped.train()
+        logger.log(record)
+        return record
+
+    last: dict[str, Any] = {}
+    if start == 0:
+        last = evaluate(0, None, None)
+    wrapped.train()
+    window_time, window_steps = 0.0, 0
+    for step in range(start, tc.steps):
+        t0 = time.perf_counter()
+        set_lr(optimizer, lr_at(step, tc))
+        batch = torch.from_numpy(data.train.batch(step, env.rank, env.world_size)).to(
+            env.device, non_blocking=True
+        )
+        step_loss = torch.zeros((), device=env.device)
+        for i in range(accum):
+            part = batch[i * micro : (i + 1) * micro]
+            with env.gradient_sync(wrapped, i == accum - 1), autocast():
+                logits = forward(part[:, :-1])
+            loss = masked_loss(logits, part[:, 1:], mask) / accum
+            loss.backward()
+            step_loss += loss.detach()
+        if tc.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(wrapped.parameters(), tc.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        done = step + 1
+        loss_value = float(env.all_reduce_mean(step_loss))
+        loss_sum += loss_value
+        loss_steps += 1
+        window_time += time.perf_counter() - t0
+        window_steps += 1
+        logger.progress(tokens_per_step, loss_value)
+        if done % tc.eval_every == 0 or done == tc.steps:
+            last = evaluate(done, loss_sum / loss_steps, (window_time, window_steps))
+            loss_sum, loss_steps = 0.0, 0
+            window_time, window_steps = 0.0, 0
+        if (tc.checkpoint_every and done % tc.checkpoint_every == 0) or done == tc.steps:
+            state = {
+                "tokens": done * tokens_per_step,
+                "data": data.train.state(done),
+                "loss_accumulator": [loss_sum, loss_steps],
+                "config_digest": digest,
+                "world_size": env.world_size,
+            }
+            ckpt_io.save_checkpoint(env, out, done, wrapped, optimizer, model_cfg, state, tc.keep_checkpoints)
+    logger.close()
+
+    ckpt_io.save_model_dir(env, wrapped, model_cfg, out / "model")
+    wrapped.eval()
+    result = record_sink(measured, eval_ids, EVAL_BATCH, autocast, analyses=True)
+    if env.is_main:
+        atomic_write_json(out / "metrics.json", metrics_json(result, tc.eval_eps, str(out)))
+    env.barrier()
+    return last
+
+
+def read_log(run_dir: str | Path) -> list[dict[str, Any]]:
+    path = Path(run_dir) / "log.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -1,0 +1,62 @@
+"""`sinklab demo`: the machinery on the micro scale (CI) and the paper's claim at demo scale (slow)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from sinklab.experiments.claims import RunResult
+from sinklab.experiments.demo import summarize
+from sinklab.experiments.suites import MICRO
+
+
+def _demo(out, *args, timeout=900):
+    cmd = [sys.executable, "-m", "sinklab.cli", "demo", "--out", str(out), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=dict(os.environ))
+
+
+def test_demo_machinery_on_micro_models(tmp_path, monkeypatch):
+    monkeypatch.setenv("SINKLAB_CACHE", str(tmp_path / "cache"))
+    sets = [a for item in MICRO for a in ("--set", item)]
+    proc = _demo(tmp_path / "demo", *sets)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "verdict:" in proc.stdout
+    out = tmp_path / "demo"
+    for name in ("softmax", "sigmoid"):
+        config = json.loads((out / "runs" / name / "config.json").read_text())
+        assert config["model"]["attention"]["kernel"] == name
+        assert (out / "figures" / f"alpha1_{name}.png").exists()
+        assert (out / "figures" / f"attention_map_{name}.png").exists()
+    assert (
+        json.loads((out / "runs" / "sigmoid" / "config.json").read_text())["model"]["attention"]["normalize"]
+        is False
+    )
+    page = (out / "report.html").read_text()
+    assert page.count("data:image/png;base64,") >= 7
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary) >= {"softmax_sink", "sigmoid_sink", "softmax_loss", "sigmoid_loss", "shows_claim"}
+    assert "| softmax |" in (out / "report.md").read_text()
+
+
+def test_verdict_logic():
+    def run(name, sink, loss):
+        return RunResult(name, [sink] + [0.0] * 63, loss)
+
+    assert summarize(run("softmax", 12.0, 3.0), run("sigmoid", 0.5, 3.2), None).shows_claim
+    assert not summarize(run("softmax", 8.0, 3.0), run("sigmoid", 0.5, 3.2), None).shows_claim
+    assert not summarize(run("softmax", 12.0, 3.0), run("sigmoid", 2.0, 3.2), None).shows_claim
+    assert not summarize(run("softmax", 12.0, 3.0), run("sigmoid", 0.5, 3.5), None).shows_claim
+
+
+@pytest.mark.slow
+def test_demo_shows_softmax_sink_and_no_sigmoid_sink(tmp_path):
+    """The README's main job, as shipped: softmax sinks, sigmoid does not, similar loss (about 10 min)."""
+    proc = _demo(tmp_path / "demo", timeout=1500)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
+    print(proc.stdout)
+    assert summary["softmax_sink"] >= 10.0
+    assert summary["sigmoid_sink"] <= 1.0
+    assert abs(summary["softmax_loss"] - summary["sigmoid_loss"]) <= 0.3

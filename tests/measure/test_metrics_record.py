@@ -1,0 +1,110 @@
+"""Hand-worked metric cases and the streaming record against the full-map reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sinklab.measure.metrics import importance_scores, proxy_normalize, sink_percent, summarize_alpha
+from sinklab.measure.record import AttentionRecord
+
+
+def test_divisor_hand_worked() -> None:
+    # T = 3. Column sums over queries i >= k, divided by T - k + 1 = 3, 2, 1.
+    a = torch.tensor([[1.0, 0.0, 0.0], [0.5, 0.5, 0.0], [0.2, 0.3, 0.5]])
+    np.testing.assert_allclose(importance_scores(a).numpy(), [(1 + 0.5 + 0.2) / 3, (0.5 + 0.3) / 2, 0.5 / 1])
+
+
+def test_upper_triangle_ignored() -> None:
+    a = torch.tensor([[1.0, 9.0], [0.25, 0.75]])
+    np.testing.assert_allclose(importance_scores(a).numpy(), [(1 + 0.25) / 2, 0.75])
+
+
+def test_strict_threshold_and_several_eps() -> None:
+    alpha = np.array([[[[0.3, 0.1]], [[0.31, 0.5]]]])  # (S=1, L=2, H=1, T=2)
+    assert sink_percent(alpha, 0.3).tolist() == [50.0, 50.0]  # 0.3 is not > 0.3
+    assert sink_percent(alpha, 0.05).tolist() == [100.0, 100.0]
+    out = summarize_alpha(alpha, [0.3, 0.5])
+    assert out["epsilon"] == 0.3
+    assert out["sink_percent_by_eps"] == {"0.3": [50.0, 50.0], "0.5": [0.0, 0.0]}
+    assert out["sink_percent_by_layer"] == [[0.0, 0.0], [100.0, 100.0]]
+
+
+def _random_maps(shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    t = shape[-1]
+    scores = torch.randn(*shape, generator=gen) * 3
+    scores = scores.masked_fill(torch.ones(t, t, dtype=torch.bool).triu(1), float("-inf"))
+    return scores.softmax(-1)
+
+
+@pytest.mark.parametrize("block", [1, 3, 7, 16])
+def test_record_in_query_blocks_equals_reference(block: int) -> None:
+    maps = _random_maps((4, 2, 3, 10, 10))  # (S, L, H, T, T)
+    rec = AttentionRecord(analyses=False)
+    for s0 in (0, 2):
+        rec.start_batch(2, 10)
+        for layer in range(2):
+            for start in range(0, 10, block):
+                w = maps[s0 : s0 + 2, layer, :, start : start + block]
+                # causal callers may hand over only the keys the block can see
+                rec.add_weights(layer, w[..., : min(start + block, 10)], start)
+        rec.end_batch()
+    res = rec.result()
+    np.testing.assert_allclose(res.alpha, importance_scores(maps).numpy(), atol=1e-6)
+    assert res.alpha_raw is None and res.slot_alpha is None
+
+
+def test_raw_vs_proxy_normalisation() -> None:
+    gen = torch.Generator().manual_seed(1)
+    raw = torch.randn(1, 1, 6, 6, generator=gen).tril()  # signed, rows do not sum to one
+    rec = AttentionRecord(analyses=False)
+    rec.start_batch(1, 6)
+    rec.add_weights(0, raw[..., :3, :], 0, normalized=False)
+    rec.add_weights(0, raw[..., 3:, :], 3, normalized=False)
+    rec.end_batch()
+    res = rec.result()
+    proxy = raw.abs() / (raw.abs().sum(-1, keepdim=True) + 1e-8)
+    np.testing.assert_allclose(res.alpha[0, 0, 0], importance_scores(proxy)[0, 0].numpy(), atol=1e-6)
+    np.testing.assert_allclose(res.alpha_raw[0, 0, 0], importance_scores(raw)[0, 0].numpy(), atol=1e-6)
+    np.testing.assert_allclose(proxy_normalize(raw)[0, 0], proxy[0, 0], atol=1e-7)
+
+
+def test_slot_alpha_hand_worked() -> None:
+    # T = 2, slot weights 0.5 and 0.25: (1 + 0.75) / (T + 1)
+    rec = AttentionRecord(analyses=False)
+    rec.start_batch(1, 2)
+    w = torch.tensor([[[[0.5, 0.0], [0.25, 0.5]]]])
+    rec.add_weights(0, w, 0, slot=torch.tensor([[[0.5, 0.25]]]))
+    rec.end_batch()
+    res = rec.result()
+    assert res.slot_alpha is not None
+    np.testing.assert_allclose(res.slot_alpha[0, 0, 0], (1 + 0.75) / 3)
+    np.testing.assert_allclose(res.alpha[0, 0, 0], [(0.5 + 0.25) / 2, 0.5])
+
+
+def test_block_angles_equal_record_angles() -> None:
+    """The cosines computed from the attention blocks (hf.feed_attention) equal add_qkv's own."""
+    from sinklab.measure.hf import feed_attention
+
+    gen = torch.Generator().manual_seed(3)
+    q, k, v = (torch.randn(2, 4, 9, 8, generator=gen) for _ in range(3))
+    k, v = k[:, :2], v[:, :2]  # GQA
+    ref = AttentionRecord()
+    ref.start_batch(2, 9)
+    ref.add_qkv(0, q, k, v)
+    ref.add_weights(0, torch.full((2, 4, 9, 9), 1 / 9), 0)
+    ref.end_batch()
+    ours = AttentionRecord()
+    ours.start_batch(2, 9)
+    feed_attention(ours, 0, q, k, v, None, scaling=None, query_block=4)
+    ours.end_batch()
+    a, b = ref.result(), ours.result()
+    np.testing.assert_allclose(a.cos_first_key, b.cos_first_key, atol=1e-6)
+    np.testing.assert_allclose(a.cos_other_keys, b.cos_other_keys, atol=1e-6)
+    np.testing.assert_allclose(a.key_norm, b.key_norm, atol=1e-6)
+    # and the weights equal a naive causal softmax
+    scores = (q @ k.repeat_interleave(2, 1).transpose(-1, -2)) / 8**0.5
+    naive = scores.masked_fill(torch.ones(9, 9, dtype=torch.bool).triu(1), float("-inf")).softmax(-1)
+    np.testing.assert_allclose(b.alpha, importance_scores(naive[:, None]).numpy(), atol=1e-6)

@@ -1,0 +1,76 @@
+"""sinklab's own models: model dir, run dir, checkpoint dir; and measure_token_ids for training eval."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+model_mod = pytest.importorskip("sinklab.model")
+
+
+def _tiny(**attention: object):
+    from sinklab.model import ModelConfig, SinkLM
+
+    cfg = ModelConfig(vocab_size=320, context=64, n_layer=2, n_head=2, d_model=32, d_ff=64)
+    for key, value in attention.items():
+        setattr(cfg.attention, key, value)
+    torch.manual_seed(0)
+    return SinkLM(cfg).eval()
+
+
+def test_measure_token_ids_on_sinklab_model_matches_head_maps() -> None:
+    from sinklab.measure.api import as_runner, measure_token_ids, strongest_head_map
+
+    model = _tiny()
+    ids = torch.randint(0, 320, (3, 16), generator=torch.Generator().manual_seed(0))
+    model.train()
+    m = measure_token_ids(model, ids, (0.3, 0.1), batch_size=2)
+    assert model.training  # restored for the training loop
+    assert m["backend"] == "sinklab model record" and m["samples"] == 3 and m["length"] == 16
+    alpha = np.array(m["alpha"])  # (L, H, T)
+    assert alpha.shape == (2, 2, 16)
+    # Independent check: the full map of each head, kept in a second pass, gives the same alpha.
+    runner = as_runner(model)
+    for layer in range(2):
+        for head in range(2):
+            full = torch.tensor(strongest_head_map(runner, ids, layer, head, 3))
+            np.testing.assert_allclose(full.sum(-1).numpy(), 1.0, atol=1e-5)
+            from sinklab.measure.metrics import importance_scores
+
+            np.testing.assert_allclose(importance_scores(full).numpy(), alpha[layer, head], atol=1e-5)
+
+
+def test_run_dir_and_checkpoint_dir(tmp_path: Path) -> None:
+    from sinklab.measure.api import measure
+    from sinklab.measure.make_tiny import byte_tokenizer
+    from sinklab.model import save_pretrained
+
+    model = _tiny()
+    run = tmp_path / "run"
+    save_pretrained(model, run / "model")
+    save_pretrained(model, run / "checkpoints" / "step_0000010" / "model")
+    byte_tokenizer().save_pretrained(run / "tokenizer")
+    docs = tmp_path / "d.txt"
+    docs.write_text("the quick brown fox jumps over the lazy dog\n" * 3)
+    a = measure(str(run), f"text:{docs}", length=8, samples=3, batch_size=2, out=tmp_path / "o", plots=False)
+    b = measure(str(run / "model"), "random", length=8, samples=2, plots=False)
+    c = measure(str(run / "checkpoints" / "step_0000010"), f"text:{docs}", length=8, samples=3, plots=False)
+    assert a.backend == b.backend == "sinklab model record"
+    assert a.sink_percent == c.sink_percent
+    np.testing.assert_allclose(a.alpha, c.alpha, atol=1e-6)
+    assert json.loads((tmp_path / "o" / "metrics.json").read_text())["samples"] == 3
+    assert a.analyses["hidden_norm"] is not None
+
+
+def test_corrupt_sinklab_dir_is_a_clear_error(tmp_path: Path) -> None:
+    from sinklab.measure.api import load_model
+    from sinklab.model import save_pretrained
+
+    save_pretrained(_tiny(), tmp_path / "m")
+    (tmp_path / "m" / "model.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(ValueError, match="corrupt"):
+        load_model(str(tmp_path / "m"), device="cpu")

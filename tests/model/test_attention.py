@@ -1,0 +1,126 @@
+"""Fast paths vs the reference path (forward and backward), and the record fed by the attention module."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sinklab.measure.record import AttentionRecord
+from sinklab.model.kernels import KERNELS
+
+from .helpers import tiny_model
+
+IDS = torch.randint(0, 37, (2, 13), generator=torch.Generator().manual_seed(2))
+
+VARIANTS = [{"attention": {"kernel": k}} for k in KERNELS.names()] + [
+    {"attention": {"mask": "window", "window": 4}},
+    {"attention": {"mask": "prefix", "prefix": 3}},
+    {"position": "alibi"},
+    {"position": "relative", "attention": {"mask": "prefix", "prefix": 3}},
+    {"kv_bias": "kv"},
+    {"kv_bias": "k", "attention": {"kernel": "sink_logit", "mask": "window", "window": 3}},
+    {"kv_bias": "kv", "attention": {"kernel": "linear_identity"}},
+    {"kv_bias": "sink_token", "attention": {"mask": "window", "window": 3}},
+    {"n_kv_head": 2, "attention": {"gate": True}},
+    {"attention": {"heads": "addition", "kernel": "sigmoid"}},
+    {"norm_position": "post", "norm": "layernorm", "mlp": "geglu"},
+]
+
+
+def ident(v: dict) -> str:
+    return ",".join(f"{k}={v[k]}" for k in sorted(v))
+
+
+def run(model, backend: str):
+    for layer in model.layers:
+        layer.self_attn.cfg.backend = backend
+        layer.self_attn.cfg.block_size = 4
+    model.zero_grad()
+    logits = model(IDS)
+    (logits * torch.linspace(-1, 1, logits.shape[-1], dtype=logits.dtype)).sum().backward()
+    return logits.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=ident)
+def test_fast_paths_match_reference_forward_and_backward(variant):
+    model = tiny_model(**variant)
+    ref_logits, ref_grads = run(model, "reference")
+    backends = ["auto", "blockwise"]
+    for backend in backends:
+        logits, grads = run(model, backend)
+        torch.testing.assert_close(logits, ref_logits, rtol=1e-9, atol=1e-10)
+        for name, g in grads.items():
+            torch.testing.assert_close(g, ref_grads[name], rtol=1e-7, atol=1e-9, msg=f"{backend} {name}")
+
+
+def test_auto_chooses_sdpa_scan_blockwise():
+    from sinklab.model.attention import AttentionContext
+
+    def chosen(**kw):
+        m = tiny_model(**kw)
+        ctx = AttentionContext(pos=torch.arange(3), n_sink=0, position=m.position, mask=m.mask)
+        return m.layers[0].self_attn.choose_backend(ctx)
+
+    assert chosen() == "sdpa"
+    assert chosen(attention={"kernel": "sink_logit", "mask": "window", "window": 2}) == "sdpa"
+    assert chosen(attention={"kernel": "linear_elu", "normalize": False}) == "linear_scan"
+    assert chosen(attention={"kernel": "linear_elu", "normalize": False}, position="alibi") == "blockwise"
+    assert chosen(attention={"kernel": "sigmoid"}) == "blockwise"
+    with pytest.raises(ValueError, match="SDPA kernels"):
+        tiny_model(attention={"kernel": "sigmoid", "backend": "sdpa"})
+    with pytest.raises(ValueError, match="linear_scan"):
+        tiny_model(attention={"kernel": "linear_elu", "backend": "linear_scan"})  # normalised by default
+
+
+def naive_alpha(weights: torch.Tensor) -> np.ndarray:
+    """alpha_k = mean over queries i >= k of A[i, k], written as a loop (paper.md §2.1)."""
+    b, h, t, _ = weights.shape
+    out = np.zeros((b, h, t))
+    for k in range(t):
+        out[:, :, k] = weights[:, :, k:, k].sum(-1).numpy() / (t - k)
+    return out
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        {},
+        {"attention": {"kernel": "sigmoid"}},
+        {"kv_bias": "k"},
+        {"kv_bias": "sink_token"},
+        {"attention": {"kernel": "sink_logit"}},
+        {"norm_position": "post"},
+    ],
+    ids=ident,
+)
+def test_record_matches_naive_alpha_and_leaves_logits_unchanged(variant):
+    model = tiny_model(**variant)
+    with torch.no_grad():
+        plain = model(IDS)
+        _, maps = model(IDS, return_weights=True)
+        rec = AttentionRecord(query_block=4)
+        rec.start_batch(*IDS.shape)
+        recorded = model(IDS, record=rec)
+        rec.end_batch()
+    assert torch.equal(plain, recorded)
+    res = rec.result()
+    for layer, (w, slot) in enumerate(maps):
+        if model.layers[layer].self_attn.kernel.rows_sum_to_one:
+            np.testing.assert_allclose(res.alpha[:, layer], naive_alpha(w), rtol=1e-6, atol=1e-9)
+        else:
+            np.testing.assert_allclose(res.alpha_raw[:, layer], naive_alpha(w), rtol=1e-6, atol=1e-9)
+            norm = w.abs() / (w.abs().sum(-1, keepdim=True) + 1e-8)
+            np.testing.assert_allclose(res.alpha[:, layer], naive_alpha(norm), rtol=1e-5, atol=1e-8)
+        if slot is not None:
+            t = IDS.shape[1]
+            expected = (1 + slot.sum(-1).numpy()) / (t + 1)
+            np.testing.assert_allclose(res.slot_alpha[:, layer], expected, rtol=1e-6)
+    assert res.hidden_norm.shape == (model.config.n_layer + 1, IDS.shape[1])
+    assert res.key_norm.shape == (model.config.n_layer, IDS.shape[1])
+
+
+def test_record_needs_a_started_batch():
+    rec = AttentionRecord()
+    with pytest.raises(RuntimeError, match="start_batch"):
+        tiny_model()(IDS, record=rec)

@@ -1,0 +1,70 @@
+"""Positions against hand formulas: sinusoidal layout, ALiBi slopes, T5 buckets, RoPE vs Hugging Face."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from sinklab.model.positions import POSITIONS, alibi_slopes, t5_bucket
+
+from .helpers import tiny_config, tiny_model
+
+
+@pytest.mark.parametrize("name", POSITIONS.names())
+def test_every_position_trains_a_step(name):
+    model = tiny_model(position=name)
+    logits = model(torch.randint(0, 37, (2, 12)))
+    logits.sum().backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+def test_sinusoidal_is_sines_then_cosines():
+    cfg = tiny_config(position="sinusoidal", d_model=8, n_head=2)
+    emb = POSITIONS.get("sinusoidal")(cfg).embed(torch.arange(5))
+    for t in range(5):
+        for i in range(4):
+            omega = 10000 ** (-2 * i / 8)
+            assert emb[t, i].item() == pytest.approx(math.sin(t * omega), abs=1e-6)
+            assert emb[t, 4 + i].item() == pytest.approx(math.cos(t * omega), abs=1e-6)
+
+
+def test_alibi_slopes_follow_press_et_al():
+    assert alibi_slopes(8).tolist() == [2.0**-i for i in range(1, 9)]
+    assert alibi_slopes(4).tolist() == [2.0**-2, 2.0**-4, 2.0**-6, 2.0**-8]
+    # not a power of two: the 4 slopes of 4 heads, then every other slope of 8 heads
+    assert alibi_slopes(6).tolist() == [2.0**-2, 2.0**-4, 2.0**-6, 2.0**-8, 2.0**-1, 2.0**-3]
+    bias = POSITIONS.get("alibi")(tiny_config(position="alibi", n_head=4)).bias(
+        torch.arange(3), torch.arange(3)
+    )
+    assert bias[0, 2, 0].item() == pytest.approx(-2 * 2.0**-2)
+
+
+def naive_bucket(n: int) -> int:
+    if n < 16:
+        return n
+    return min(16 + int(math.log(n / 16) / math.log(128 / 16) * 16), 31)
+
+
+def test_t5_bucket_matches_the_papers_formula():
+    dist = torch.arange(0, 400)
+    got = t5_bucket(dist).tolist()
+    assert got == [naive_bucket(n) for n in range(400)]
+    assert t5_bucket(torch.tensor([-3])).item() == 0  # keys after the query (prefix masks)
+
+
+def test_relative_bucket_adds_the_bucket_itself_and_relative_a_per_head_table():
+    cfg = tiny_config(position="relative_bucket")
+    bias = POSITIONS.get("relative_bucket")(cfg).bias(torch.arange(40), torch.arange(40))
+    assert bias.shape == (4, 40, 40)
+    assert bias[2, 39, 0].item() == naive_bucket(39)
+    rel = POSITIONS.get("relative")(tiny_config(position="relative"))
+    bias = rel.bias(torch.arange(20), torch.arange(20))
+    assert bias[1, 19, 2].item() == rel.table.weight[naive_bucket(17), 1].item()
+
+
+def test_learned_positions_reject_too_long_sequences():
+    model = tiny_model(position="learned", context=8)
+    with pytest.raises(ValueError, match="context"):
+        model(torch.randint(0, 37, (1, 9)))
