@@ -43,10 +43,31 @@ def sections() -> list[tuple[str, list[tuple[str, str]]]]:
         ("mlps (model.mlp)", _registry_entries(MLPS)),
         ("norms (model.norm)", _registry_entries(NORMS)),
         ("model presets", _registry_entries(PRESETS, preset_names())),
+        *_run_sections(),
     ]
     for title, entries in _SECTIONS.items():
         out.append((title, entries()))
     return out
+
+
+def _run_sections() -> list[tuple[str, list[tuple[str, str]]]]:
+    # Imported here: training and the experiments build on the model, not the other way round.
+    from sinklab.experiments.suites import SCALES, SUITES
+    from sinklab.train.presets import RUN_PRESETS
+
+    suites = [
+        *_registry_entries(SUITES),
+        (
+            "open-lms",
+            "The paper's public models from the hub (GPT-2, Pythia, OPT, Llama, Mistral), beside Table 1.",
+        ),
+        ("all", "Every training suite above, each run once."),
+    ]
+    return [
+        ("run presets (sinklab train --preset)", _registry_entries(RUN_PRESETS)),
+        ("suites (sinklab reproduce --suite)", suites),
+        ("scales (sinklab reproduce --scale)", [(s.name, s.note) for s in SCALES.values()]),
+    ]
 
 
 def listing_text() -> str:
