@@ -158,11 +158,9 @@ def feed_attention(
 
     query (B, H, T, D), key/value (B, Hkv, T, D) after positions; mask: None (causal or full), boolean
     (True = attend) or additive float, broadcastable to (B, H, T, T); sinks: (H,) sink logits (gpt-oss).
-    The QK cosines of the Sec. 3 analysis come from the same q.k products (no second T x T product).
     """
-    angles = bool(getattr(record, "analyses", False)) and hasattr(record, "add_angles")
-    record.add_qkv(layer, query, key, value, angles=not angles)
-    b, h, q_len, d = query.shape
+    record.add_qkv(layer, query, key, value)
+    _, h, q_len, d = query.shape
     kv_len = key.shape[2]
     if q_len != kv_len:
         raise RuntimeError(
@@ -182,24 +180,11 @@ def feed_attention(
         )
     else:
         prefix_only = False
-    if angles:
-        q_norm = q.norm(dim=-1)  # (B, H, T)
-        k_norm = k_t.norm(dim=-2)  # (B, H, T)
-        cos_first = torch.zeros(b, q_len, device=query.device)
-        cos_other = torch.zeros(b, q_len, device=query.device)
     sink = sinks.float().reshape(1, h, 1, 1) if sinks is not None else None
     for start in range(0, q_len, query_block):
         stop = min(start + query_block, q_len)
         n_keys = stop if prefix_only else kv_len
         scores = torch.matmul(q[:, :, start:stop], k_t[..., :n_keys])  # (B, H, q, n) raw q.k
-        if angles:
-            cos = scores / (q_norm[:, :, start:stop, None] * k_norm[:, :, None, :n_keys]).clamp_min(1e-12)
-            cos_first[:, start:stop] = cos[..., 0].mean(dim=1)
-            rows = torch.arange(start, stop, device=query.device)[:, None]
-            cols = torch.arange(n_keys, device=query.device)[None, :]
-            other = (cols >= 1) & (cols <= rows)  # keys 2..i (1-based) visible to query i
-            cos_other[:, start:stop] = (cos * other).sum(-1).mean(dim=1) / other.sum(-1).clamp_min(1)
-            del cos
         scores.mul_(scale)
         if softcap is not None:
             scores = torch.tanh(scores / softcap).mul_(softcap)  # Gemma2: softcap after scaling, before mask
@@ -223,8 +208,6 @@ def feed_attention(
             slot = torch.exp(sink - lse).squeeze(-1)
         record.add_weights(layer, weights, start, slot=slot)
         del scores, weights
-    if angles:
-        record.add_angles(layer, cos_first, cos_other)
 
 
 def register() -> None:

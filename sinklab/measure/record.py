@@ -149,13 +149,11 @@ class AttentionRecord:
         value = per_position.detach().double().cpu()
         bucket[index] = bucket[index] + value if index in bucket else value
 
-    def add_qkv(
-        self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor | None, *, angles: bool = True
-    ) -> None:
+    def add_qkv(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor | None) -> None:
         """Norms and QK angles from q (B, Hq, T, D), k (B, Hk, T, D), v (B, Hk, T, Dv), after positions.
 
-        angles=False: the caller computes the cosines from its own q.k blocks and hands them to add_angles
-        (saves a second T x T product).
+        The mean cosine of query i with the keys 2..i it sees is q_i/|q_i| . (sum_j k_j/|k_j|) / (i - 1):
+        a prefix sum of unit keys, so the angles cost O(T D) instead of a second T x T product.
         """
         if not self.analyses:
             return
@@ -164,30 +162,16 @@ class AttentionRecord:
         self._accumulate("key_norm", layer, k.norm(dim=-1).mean(dim=1).sum(dim=0))
         if v is not None:
             self._accumulate("value_norm", layer, v.detach().float().norm(dim=-1).mean(dim=1).sum(dim=0))
-        if not angles:
-            return
         if k.shape[1] != q.shape[1]:
             k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)
         qn = torch.nn.functional.normalize(q, dim=-1)
         kn = torch.nn.functional.normalize(k, dim=-1)
-        seq_len = q.shape[2]
         cos_first = (qn * kn[:, :, :1]).sum(-1).mean(dim=1)  # (B, T)
-        other = torch.zeros(q.shape[0], seq_len, device=q.device)
-        for start in range(1, seq_len, self.query_block):
-            stop = min(start + self.query_block, seq_len)
-            cos = qn[:, :, start:stop] @ kn[:, :, 1:].transpose(-1, -2)  # (B, H, q, T-1) keys 2..T
-            rows = torch.arange(start, stop, device=q.device).unsqueeze(1)
-            cols = torch.arange(1, seq_len, device=q.device).unsqueeze(0)
-            visible = (cols <= rows).float()  # key j visible to query i when j <= i
-            other[:, start:stop] = (cos * visible).sum(-1).mean(dim=1) / visible.sum(-1)
+        later_keys = torch.cumsum(kn, dim=2) - kn[:, :, :1]  # sum of unit keys 2..i (1-based), (B, H, T, D)
+        counts = torch.arange(q.shape[2], device=q.device).clamp_min(1).to(q.dtype)  # i - 1, at least 1
+        other = ((qn * later_keys).sum(-1) / counts).mean(dim=1)  # (B, T); query 1 has none (NaN later)
         self._accumulate("cos_first_key", layer, cos_first.sum(dim=0))
         self._accumulate("cos_other_keys", layer, other.sum(dim=0))
-
-    def add_angles(self, layer: int, cos_first: torch.Tensor, cos_other: torch.Tensor) -> None:
-        """Per-query cosines (B, T), already averaged over heads, as add_qkv would compute them."""
-        if self.analyses:
-            self._accumulate("cos_first_key", layer, cos_first.sum(dim=0))
-            self._accumulate("cos_other_keys", layer, cos_other.sum(dim=0))
 
     def add_hidden(self, index: int, hidden: torch.Tensor) -> None:
         """||h_t|| of hidden states (B, T, D); index 0 is the embedding output, i the output of block i."""

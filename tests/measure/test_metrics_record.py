@@ -84,26 +84,34 @@ def test_slot_alpha_hand_worked() -> None:
     np.testing.assert_allclose(res.alpha[0, 0, 0], [(0.5 + 0.25) / 2, 0.5])
 
 
-def test_block_angles_equal_record_angles() -> None:
-    """The cosines computed from the attention blocks (hf.feed_attention) equal add_qkv's own."""
+def test_angles_and_norms_against_naive_loops() -> None:
+    """cos(q_t, k_1) and the mean cos of q_t with keys 2..t, from hf.feed_attention, against plain loops."""
     from sinklab.measure.hf import feed_attention
 
     gen = torch.Generator().manual_seed(3)
     q, k, v = (torch.randn(2, 4, 9, 8, generator=gen) for _ in range(3))
-    k, v = k[:, :2], v[:, :2]  # GQA
-    ref = AttentionRecord()
-    ref.start_batch(2, 9)
-    ref.add_qkv(0, q, k, v)
-    ref.add_weights(0, torch.full((2, 4, 9, 9), 1 / 9), 0)
-    ref.end_batch()
+    k, v = k[:, :2], v[:, :2]  # GQA: query head h uses key head h // 2
     ours = AttentionRecord()
     ours.start_batch(2, 9)
     feed_attention(ours, 0, q, k, v, None, scaling=None, query_block=4)
     ours.end_batch()
-    a, b = ref.result(), ours.result()
-    np.testing.assert_allclose(a.cos_first_key, b.cos_first_key, atol=1e-6)
-    np.testing.assert_allclose(a.cos_other_keys, b.cos_other_keys, atol=1e-6)
-    np.testing.assert_allclose(a.key_norm, b.key_norm, atol=1e-6)
+    b = ours.result()
+    cos = torch.nn.functional.cosine_similarity
+    first = np.zeros(9)
+    other = np.zeros(9)
+    for s in range(2):
+        for h in range(4):
+            for t in range(9):
+                first[t] += float(cos(q[s, h, t], k[s, h // 2, 0], dim=0)) / 8
+                if t >= 1:
+                    other[t] += (
+                        np.mean([float(cos(q[s, h, t], k[s, h // 2, j], dim=0)) for j in range(1, t + 1)]) / 8
+                    )
+    np.testing.assert_allclose(b.cos_first_key[0, 1:], first[1:], atol=1e-5)
+    np.testing.assert_allclose(b.cos_other_keys[0, 1:], other[1:], atol=1e-5)
+    assert np.isnan(b.cos_first_key[0, 0]) and np.isnan(b.cos_other_keys[0, 0])
+    np.testing.assert_allclose(b.key_norm[0], k.norm(dim=-1).mean(dim=(0, 1)).numpy(), atol=1e-5)
+    np.testing.assert_allclose(b.value_norm[0], v.norm(dim=-1).mean(dim=(0, 1)).numpy(), atol=1e-5)
     # and the weights equal a naive causal softmax
     scores = (q @ k.repeat_interleave(2, 1).transpose(-1, -2)) / 8**0.5
     naive = scores.masked_fill(torch.ones(9, 9, dtype=torch.bool).triu(1), float("-inf")).softmax(-1)
