@@ -95,7 +95,11 @@ def run_sweep(
     # One bar over the optimizer steps of every run, read from the runs' logs (evaluation points).
     total = {s.name: run_steps(s, scale) for s in todo}
     bar = tqdm(
-        total=sum(total.values()), desc=f"{len(todo)} run(s)", unit="step", disable=not progress or not todo
+        total=sum(total.values()),
+        desc=f"{len(todo)} run(s)",
+        unit="step",
+        disable=not progress or not todo,
+        mininterval=1 if sys.stderr.isatty() else 60,  # a log file gets a line a minute, not every second
     )
     queue = list(todo)
     try:
