@@ -8,7 +8,8 @@ thread, on the same random-initialised Llama and the same random token ids:
   plain    SDPA forward, no measurement
   sinklab  the registered attention function + streaming record (metric and analyses)
   sinklab-noan   the same without the Sec. 3 analyses
-  paper    eager attention, output_attentions, every map of every sample kept, metric afterwards
+  paper    the released code's way: eager, generate(max_new_tokens=1, output_attentions=True) one
+           prompt at a time, every map of every sample stacked, (A / ratios).sum(-2) afterwards
 
     python benchmarks/bench_measure.py                 # T sweep + the target config
     python benchmarks/bench_measure.py --only target   # just the target config
@@ -57,7 +58,7 @@ def worker(args: argparse.Namespace) -> None:
 
     from sinklab.measure import hf
     from sinklab.measure.api import measure_token_ids
-    from sinklab.measure.metrics import importance_scores, sink_percent
+    from sinklab.measure.metrics import sink_percent
 
     gen = torch.Generator().manual_seed(0)
     ids = torch.randint(0, args.vocab, (args.samples, args.length), generator=gen)
@@ -81,19 +82,30 @@ def worker(args: argparse.Namespace) -> None:
         elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
         out["sink_percent"] = metrics["sink_percent"][:8]
         out["alpha_first"] = [[row[0] for row in layer] for layer in metrics["alpha"]]
-    else:  # the paper's method: eager, output_attentions, all maps kept, metric afterwards
+    else:
+        # The paper's method as its released code runs it (paper.md Sec. 2.2): eager attention, one prompt
+        # at a time through generate(max_new_tokens=1, output_attentions=True), the prompt pass's maps of
+        # every layer stacked into A (S, L, H, T, T), then (A / ratios).sum(-2), ratios = T - j over keys.
         model = AutoModelForCausalLM.from_pretrained(args.model_dir, attn_implementation="eager").eval()
         rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         t0, c0 = time.perf_counter(), time.process_time()
         maps = []
         with torch.no_grad():
-            for s in range(0, args.samples, args.batch):
-                res = model(ids[s : s + args.batch], use_cache=False, output_attentions=True)
-                maps.append(torch.stack(res.attentions, dim=1))  # (B, L, H, T, T)
+            for s in range(args.samples):
+                res = model.generate(
+                    ids[s : s + 1],
+                    max_new_tokens=1,
+                    do_sample=False,
+                    output_attentions=True,
+                    return_dict_in_generate=True,
+                    pad_token_id=0,
+                )
+                maps.append(torch.stack(res.attentions[0], dim=1))  # (1, L, H, T, T) of the prompt pass
                 del res
         attn = torch.cat(maps)
         del maps
-        alpha = importance_scores(attn)  # (S, L, H, T)
+        ratios = torch.arange(args.length, 0, -1)
+        alpha = (attn / ratios).sum(dim=-2)  # (S, L, H, T)
         elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
         out["sink_percent"] = sink_percent(alpha, 0.3)[:8].tolist()
         out["alpha_first"] = alpha[..., 0].mean(0).tolist()
