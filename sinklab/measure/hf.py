@@ -268,6 +268,12 @@ def load_hf_model(
             f"{name!r} has no config.json: not a Hugging Face model folder, sinklab model, run or checkpoint "
             "directory (a GGUF file needs --gguf-file NAME)"
         )
+    if gguf_file is not None and local.is_dir() and not (local / gguf_file).is_file():
+        # transformers would report this as a hub lookup failure; say which file is missing instead.
+        found = sorted(p.name for p in local.glob("*.gguf"))
+        raise FileNotFoundError(
+            f"GGUF file {gguf_file!r} not found in {name!r} (GGUF files there: {', '.join(found) or 'none'})"
+        )
     common: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     if gguf_file is not None:
         common["gguf_file"] = gguf_file
