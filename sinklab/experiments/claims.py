@@ -23,6 +23,7 @@ SINK_PRESENT = 5.0  # Sink_1 (%) above which a run counts as having a sink
 SINK_ABSENT = 1.0  # ... and below which as having none (the paper's "no sink" runs are 0.0-0.8 %)
 NOISE = 2.0  # differences in Sink_k (percentage points) smaller than this are treated as noise
 LOSS_CLOSE = 0.3  # nats: "similar loss"
+PAPER_SCALES = ("60m", "1b")  # where "this variant has no sink" can contradict "every variant has one"
 
 
 @dataclass
@@ -122,6 +123,9 @@ def _lower(results: Results, low: str, high: str, k: int = 1) -> Finding:
 
 
 def _all_sink(names: tuple[str, ...]) -> Callable[[Results, str], Finding]:
+    """Claim: every run in `names` develops a sink. A variant without one contradicts it only at the paper's
+    scales: in short small runs the sink appears late and variants can simply not have reached it yet."""
+
     def judge(results: Results, scale: str) -> Finding:
         ours = _fmt(results, *names)
         if not _baseline_ok(results):
@@ -130,7 +134,9 @@ def _all_sink(names: tuple[str, ...]) -> Callable[[Results, str], Finding]:
         if not weak:
             return Finding(ours, REPRODUCED)
         absent = [n for n in weak if results[n].sink(1) < SINK_ABSENT]
-        return Finding(ours, CONTRADICTED if absent else NOT_AT_SCALE)
+        if absent and scale in PAPER_SCALES:
+            return Finding(ours, CONTRADICTED)
+        return Finding(ours + f" (no sink yet in {len(weak)} of {len(names)} at this scale)", NOT_AT_SCALE)
 
     return judge
 

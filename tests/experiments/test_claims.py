@@ -101,3 +101,12 @@ def test_prefix_lm_sink_inside_the_prefix():
     assert c.evaluate({"default": base, "prefix_5": inside}, "tiny").verdict == REPRODUCED
     after = result("prefix_5", 0, 0, 0, 0, 0, 30, 0, 0, 0)
     assert c.evaluate({"default": base, "prefix_5": after}, "tiny").verdict == CONTRADICTED
+
+
+def test_a_variant_without_a_sink_contradicts_only_at_the_papers_scale():
+    c = claim("post-ln")
+    results = {"default": result("default", 20), "post_ln": result("post_ln", 0.0)}
+    assert c.evaluate(results, "tiny").verdict == NOT_AT_SCALE
+    assert c.evaluate(results, "60m").verdict == CONTRADICTED
+    results["post_ln"] = result("post_ln", 12.0)
+    assert c.evaluate(results, "tiny").verdict == REPRODUCED
