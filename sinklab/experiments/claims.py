@@ -72,7 +72,9 @@ Results = dict[str, RunResult]
 
 def _slot_sink(metrics: dict[str, Any]) -> float | None:
     """Sink_1* at the headline epsilon, when the model has a sink slot, sink token or sink logit."""
-    slot = metrics.get("slot")
+    if metrics.get("slot_sink_percent") is not None:  # a training run's metrics.json
+        return float(metrics["slot_sink_percent"])
+    slot = metrics.get("slot")  # `sinklab measure`'s metrics.json
     if not slot:
         return None
     return float(slot["sink_percent_by_eps"][f"{float(metrics.get('epsilon', 0.3)):g}"])

@@ -10,8 +10,10 @@ def fake_run(out, name, sink1, loss=3.0, slot=None):
     run.mkdir(parents=True)
     sink = [sink1, 1.0] + [0.0] * 14
     metrics = {"epsilon": 0.3, "sink_percent": sink, "val_loss": loss, "sink_percent_by_layer": [sink, sink]}
-    if slot is not None:
-        metrics["slot"] = {"sink_percent_by_eps": {"0.3": slot}}
+    if slot is not None and name == "kv_bias_k":
+        metrics["slot"] = {"sink_percent_by_eps": {"0.3": slot}}  # as `sinklab measure` writes it
+    elif slot is not None:
+        metrics["slot_sink_percent"] = slot  # as `sinklab train` writes it
     (run / "metrics.json").write_text(json.dumps(metrics))
     log = [
         {"step": s, "tokens": s * 100, "val_loss": loss + 1 / (s + 1), "sink_percent": [sink1 * s / 10]}
@@ -28,6 +30,7 @@ def test_report_table_and_files(tmp_path):
     fake_run(tmp_path, "lr_x0.25", 4.0)
     fake_run(tmp_path, "lr_x2", 35.0)
     fake_run(tmp_path, "kv_bias_k", 0.0, slot=60.0)
+    fake_run(tmp_path, "sink_token", 0.0, slot=50.0)
     (tmp_path / "runs" / "unfinished").mkdir()
     md, html, findings = write_report(tmp_path)
     verdicts = {c.id: f.verdict for c, f in findings}
@@ -35,6 +38,7 @@ def test_report_table_and_files(tmp_path):
     assert verdicts["lr-smaller-weaker"] == "reproduced"
     assert verdicts["lr-larger-stronger"] == "reproduced"
     assert verdicts["k-bias"] == "reproduced"
+    assert verdicts["sink-token"] == "reproduced"
     assert verdicts["batch-no-effect"] == "missing"
     text = md.read_text()
     assert "| A smaller learning rate gives a weaker sink | lr 8e-4: 32.23" in text
