@@ -161,7 +161,8 @@ class HeadMapRecord(AttentionRecord):
         w = weights[:, self.head].float()
         if not normalized:
             w = proxy_normalize(w, slot[:, self.head].float() if slot is not None else None)
-        self.total[query_start : query_start + w.shape[1]] += w.sum(0).double().cpu()
+        # A causal block may hand over only the keys it can see (w.shape[-1] <= T); the rest stay zero.
+        self.total[query_start : query_start + w.shape[1], : w.shape[-1]] += w.sum(0).double().cpu()
 
     def add_qkv(self, *args: Any, **kwargs: Any) -> None:
         return None

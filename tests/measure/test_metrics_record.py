@@ -116,3 +116,18 @@ def test_angles_and_norms_against_naive_loops() -> None:
     scores = (q @ k.repeat_interleave(2, 1).transpose(-1, -2)) / 8**0.5
     naive = scores.masked_fill(torch.ones(9, 9, dtype=torch.bool).triu(1), float("-inf")).softmax(-1)
     np.testing.assert_allclose(b.alpha, importance_scores(naive[:, None]).numpy(), atol=1e-6)
+
+
+def test_strongest_head_map_with_sequences_longer_than_a_query_block(tmp_path) -> None:
+    """Causal blocks pass only the keys they see; the head map must still be complete (rows sum to one)
+    and its importance scores must equal the recorded alpha of that head (the same two samples)."""
+    from sinklab.measure.api import measure
+    from sinklab.measure.make_tiny import make_tiny
+
+    folder = make_tiny("llama", tmp_path / "tiny")
+    res = measure(str(folder), "random:0", length=40, samples=2, query_block=16, plots=False)
+    assert res.head_map is not None and res.strongest_head is not None
+    np.testing.assert_allclose(res.head_map.sum(-1), 1.0, atol=1e-5)
+    layer, head = res.strongest_head["layer"], res.strongest_head["head"]
+    alpha = importance_scores(torch.as_tensor(res.head_map)).numpy()
+    np.testing.assert_allclose(alpha, np.asarray(res.alpha)[layer][head], atol=1e-5)
