@@ -28,8 +28,19 @@ def first_to_median(table: np.ndarray) -> np.ndarray:
 
 def jsonable(value: Any) -> Any:
     """numpy arrays and floats as JSON values; NaN/inf become null (strict JSON)."""
+    if isinstance(value, (list, tuple)) and value and not isinstance(value[0], (dict, str)):
+        try:
+            array = np.asarray(value)
+        except ValueError:  # ragged
+            array = None
+        if array is not None and array.dtype.kind in "iubf":
+            value = array  # a rectangular numeric table: converted whole below
     if isinstance(value, np.ndarray):
-        return jsonable(value.tolist())
+        # Whole arrays at once where nothing needs replacing: a per-element walk of a (L, H, T) table costs
+        # seconds at T = 1024.
+        if value.dtype.kind in "iub" or (value.dtype.kind == "f" and bool(np.isfinite(value).all())):
+            return value.tolist()
+        return [jsonable(v) for v in value.tolist()] if value.ndim else jsonable(value.item())
     if isinstance(value, dict):
         return {k: jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -37,8 +48,8 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, (np.floating, float)):
         f = float(value)
         return f if np.isfinite(f) else None
-    if isinstance(value, np.integer):
-        return int(value)
+    if isinstance(value, (np.integer, np.bool_)):
+        return value.item()
     return value
 
 

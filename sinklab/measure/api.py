@@ -89,7 +89,7 @@ def record_ids(
     for start in tqdm(starts, desc="measure", unit="batch", disable=not progress, leave=False):
         batch = ids[start : start + batch_size]
         record.start_batch(batch.shape[0], batch.shape[1])
-        runner.forward(batch, record)
+        runner.forward(batch, record, all_logits=False)
         record.end_batch()
     return record
 

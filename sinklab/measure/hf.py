@@ -14,6 +14,7 @@ non-causal maps, so the fallback always loads eager explicitly.
 from __future__ import annotations
 
 import inspect
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -42,6 +43,7 @@ class _Active:
     query_block: int = 256
     use_sdpa: bool = True
     calls: int = 0
+    scratch: Scratch | None = None
 
 
 _ACTIVE: _Active | None = None
@@ -133,10 +135,32 @@ def sinklab_attention_forward(
                     sinks=sinks,
                     position_bias=kwargs.get("position_bias"),
                     query_block=active.query_block,
+                    scratch=active.scratch,
                 )
     elif active is not None:
         active.calls += 1
     return out, None
+
+
+class Scratch:
+    """One reusable buffer for the score blocks of a forward pass: a fresh multi-MB tensor per block costs
+    more in page faults than the softmax itself on a CPU."""
+
+    def __init__(self) -> None:
+        self._buffer: torch.Tensor | None = None
+
+    def get(self, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
+        numel = math.prod(shape)
+        if self._buffer is None or self._buffer.numel() < numel or self._buffer.device != device:
+            self._buffer = torch.empty(numel, dtype=torch.float32, device=device)
+        return self._buffer[:numel].view(shape)
+
+
+def _causal_bias(start: int, stop: int, device: torch.device) -> torch.Tensor:
+    """(stop - start, stop) additive mask of queries start..stop-1 over the keys they can see: 0 / -inf."""
+    rows = torch.arange(start, stop, device=device)[:, None]
+    keys = torch.arange(stop, device=device)[None, :]
+    return torch.zeros(stop - start, stop, device=device).masked_fill_(keys > rows, float("-inf"))
 
 
 def feed_attention(
@@ -153,6 +177,7 @@ def feed_attention(
     sinks: torch.Tensor | None = None,
     position_bias: torch.Tensor | None = None,
     query_block: int = 256,
+    scratch: Scratch | None = None,
 ) -> None:
     """Recompute softmax weights in query blocks (fp32) exactly as eager attention would, and record them.
 
@@ -160,18 +185,19 @@ def feed_attention(
     (True = attend) or additive float, broadcastable to (B, H, T, T); sinks: (H,) sink logits (gpt-oss).
     """
     record.add_qkv(layer, query, key, value)
-    _, h, q_len, d = query.shape
+    b, h, q_len, d = query.shape
     kv_len = key.shape[2]
     if q_len != kv_len:
         raise RuntimeError(
             f"measurement needs a full forward without cache (got {q_len} queries, {kv_len} keys)"
         )
-    q = query.float()
-    k_t = _repeat_kv(key, h // key.shape[1]).float().transpose(-1, -2)  # (B, H, D, T)
+    scratch = scratch or Scratch()
+    # (B*H, T, D) and (B*H, D, T): one batched GEMM per block.
+    q = query.float().contiguous().flatten(0, 1)
+    k_t = _repeat_kv(key, h // key.shape[1]).float().contiguous().flatten(0, 1).transpose(1, 2)
     scale = scaling if scaling is not None else d**-0.5
     # A block of queries start..stop-1 sees no key at or after `stop` when the mask is causal: compute only
-    # the keys it can see (half the work), and mask just the diagonal square.
-    upper = torch.ones(query_block, query_block, dtype=torch.bool, device=query.device).triu_(1)
+    # the keys it can see (about half the work).
     if mask is None:
         prefix_only = causal
     elif mask.dtype == torch.bool:
@@ -180,26 +206,33 @@ def feed_attention(
         )
     else:
         prefix_only = False
+    # Plain causal attention: the scale and the causal mask go into the GEMM itself (baddbmm), no extra pass.
+    fused = mask is None and causal and softcap is None and position_bias is None
     sink = sinks.float().reshape(1, h, 1, 1) if sinks is not None else None
     for start in range(0, q_len, query_block):
         stop = min(start + query_block, q_len)
         n_keys = stop if prefix_only else kv_len
-        scores = torch.matmul(q[:, :, start:stop], k_t[..., :n_keys])  # (B, H, q, n) raw q.k
-        scores.mul_(scale)
-        if softcap is not None:
-            scores = torch.tanh(scores / softcap).mul_(softcap)  # Gemma2: softcap after scaling, before mask
-        if position_bias is not None:
-            scores = scores + position_bias[..., start:stop, :n_keys].float()
-        if mask is None:
-            if causal:
-                square = scores[..., start:stop]
-                square.masked_fill_(upper[: stop - start, : stop - start], float("-inf"))
-        elif mask.dtype == torch.bool:
-            scores.masked_fill_(~mask[..., start:stop, :n_keys], float("-inf"))
+        scores = scratch.get((b * h, stop - start, n_keys), q.device)
+        if fused:
+            bias = _causal_bias(start, stop, q.device)
+            torch.baddbmm(bias, q[:, start:stop], k_t[..., :n_keys], alpha=scale, out=scores)
+            scores = scores.view(b, h, stop - start, n_keys)
         else:
-            scores = scores + mask[..., start:stop, :n_keys].float()
+            torch.bmm(q[:, start:stop], k_t[..., :n_keys], out=scores)
+            scores = scores.view(b, h, stop - start, n_keys).mul_(scale)
+            if softcap is not None:
+                scores = torch.tanh(scores / softcap).mul_(softcap)  # Gemma2: softcap after scaling, before mask
+            if position_bias is not None:
+                scores = scores + position_bias[..., start:stop, :n_keys].float()
+            if mask is None:
+                if causal:
+                    scores.add_(_causal_bias(start, stop, q.device))
+            elif mask.dtype == torch.bool:
+                scores.masked_fill_(~mask[..., start:stop, :n_keys], float("-inf"))
+            else:
+                scores = scores + mask[..., start:stop, :n_keys].float()
         if sink is None:
-            weights = torch.softmax(scores, dim=-1)
+            weights = torch.softmax(scores, dim=-1, out=scores) if scores.is_contiguous() else scores.softmax(-1)
             slot = None
         else:
             # The sink logit joins the softmax denominator; its share is the slot's mass.
@@ -338,8 +371,10 @@ class HFRunner:
     layers: int = 0
     _hooks: list[Any] = field(default_factory=list)
     _record: AttentionRecord | None = None
+    _keeps_logits: bool = False
 
     def __post_init__(self) -> None:
+        self._keeps_logits = _accepts(self.model, "logits_to_keep")
         blocks = decoder_blocks(self.model)
         if blocks is not None:
             # Hidden-state norms from the blocks themselves: the paper takes the last block before the final
@@ -368,21 +403,28 @@ class HFRunner:
         return next(self.model.parameters()).device
 
     @torch.no_grad()
-    def forward(self, ids: torch.Tensor, record: AttentionRecord | None) -> torch.Tensor:
-        """Logits of ids (B, T); feeds `record` (if given) for every attention layer."""
+    def forward(
+        self, ids: torch.Tensor, record: AttentionRecord | None, *, all_logits: bool = True
+    ) -> torch.Tensor:
+        """Logits of ids (B, T); feeds `record` (if given) for every attention layer. all_logits=False
+        projects only the last position: measuring needs no logits, and for a small model with a large
+        vocabulary the projection is about a third of the forward's time and its largest activation."""
         global _ACTIVE
         ids = ids.to(self.device)
         self._record = record
+        extra: dict[str, Any] = {} if all_logits or not self._keeps_logits else {"logits_to_keep": 1}
         try:
             if self.backend == BACKEND_EAGER:
-                out = self.model(ids, use_cache=False, output_attentions=record is not None)
+                out = self.model(ids, use_cache=False, output_attentions=record is not None, **extra)
                 if record is not None:
                     for layer, attn in enumerate(out.attentions):
                         self._feed_eager(record, layer, attn)
                 return out.logits
-            _ACTIVE = _Active(record, query_block=self.query_block, use_sdpa=_supports_sdpa(self.model))
+            _ACTIVE = _Active(
+                record, query_block=self.query_block, use_sdpa=_supports_sdpa(self.model), scratch=Scratch()
+            )
             try:
-                out = self.model(ids, use_cache=False)
+                out = self.model(ids, use_cache=False, **extra)
                 self.layers = _ACTIVE.calls
             finally:
                 _ACTIVE = None
@@ -449,11 +491,15 @@ def prepare_hf(
     return runner
 
 
-def forward_accepts_record(model: nn.Module) -> bool:
+def _accepts(model: nn.Module, argument: str) -> bool:
     try:
-        return "record" in inspect.signature(model.forward).parameters
+        return argument in inspect.signature(model.forward).parameters
     except (TypeError, ValueError):
         return False
+
+
+def forward_accepts_record(model: nn.Module) -> bool:
+    return _accepts(model, "record")
 
 
 @dataclass
@@ -469,5 +515,8 @@ class RecordRunner:
         return next(self.model.parameters()).device
 
     @torch.no_grad()
-    def forward(self, ids: torch.Tensor, record: AttentionRecord | None) -> torch.Tensor:
-        return self.model(ids.to(self.device), record=record)
+    def forward(
+        self, ids: torch.Tensor, record: AttentionRecord | None, *, all_logits: bool = True
+    ) -> torch.Tensor:
+        extra = {} if all_logits or not _accepts(self.model, "logits_to_keep") else {"logits_to_keep": 1}
+        return self.model(ids.to(self.device), record=record, **extra)

@@ -158,14 +158,16 @@ class AttentionRecord:
         if not self.analyses:
             return
         q, k = q.detach().float(), k.detach().float()
-        self._accumulate("query_norm", layer, q.norm(dim=-1).mean(dim=1).sum(dim=0))
-        self._accumulate("key_norm", layer, k.norm(dim=-1).mean(dim=1).sum(dim=0))
+        q_norm, k_norm = q.norm(dim=-1, keepdim=True), k.norm(dim=-1, keepdim=True)
+        self._accumulate("query_norm", layer, q_norm[..., 0].mean(dim=1).sum(dim=0))
+        self._accumulate("key_norm", layer, k_norm[..., 0].mean(dim=1).sum(dim=0))
         if v is not None:
             self._accumulate("value_norm", layer, v.detach().float().norm(dim=-1).mean(dim=1).sum(dim=0))
-        if k.shape[1] != q.shape[1]:
-            k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)
-        qn = torch.nn.functional.normalize(q, dim=-1)
-        kn = torch.nn.functional.normalize(k, dim=-1)
+        # Unit vectors from the norms just taken (what F.normalize computes, without a second norm pass).
+        qn = q / q_norm.clamp_min(1e-12)
+        kn = k / k_norm.clamp_min(1e-12)
+        if kn.shape[1] != qn.shape[1]:
+            kn = kn.repeat_interleave(qn.shape[1] // kn.shape[1], dim=1)
         cos_first = (qn * kn[:, :, :1]).sum(-1).mean(dim=1)  # (B, T)
         later_keys = torch.cumsum(kn, dim=2) - kn[:, :, :1]  # sum of unit keys 2..i (1-based), (B, H, T, D)
         counts = torch.arange(q.shape[2], device=q.device).clamp_min(1).to(q.dtype)  # i - 1, at least 1

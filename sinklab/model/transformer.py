@@ -92,10 +92,13 @@ class SinkLM(nn.Module):
         record: AttentionRecord | None = None,
         *,
         return_weights: bool = False,
+        logits_to_keep: int = 0,
     ) -> torch.Tensor | tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor | None]]]:
         """Logits (B, T, V). With `record`, attention (in query blocks), q/k/v and hidden states feed it; the
         caller owns its batch (record.start_batch(B, T) before, record.end_batch() after). With
-        `return_weights`, also each layer's (weights (B, H, T, T), slot mass (B, H, T) or None)."""
+        `return_weights`, also each layer's (weights (B, H, T, T), slot mass (B, H, T) or None).
+        `logits_to_keep` > 0 projects only the last positions (as in transformers): a measurement needs
+        no logits, and the vocabulary projection is a large share of a small model's forward."""
         b, t = input_ids.shape
         if record is not None and (record._batch, record._seq_len) != (b, t):
             raise RuntimeError(
@@ -125,7 +128,8 @@ class SinkLM(nn.Module):
                 record.add_hidden(i + 1, h[:, n_sink:])
         if self.norm is not None:
             h = self.norm(h)
-        logits = self.lm_head(h[:, n_sink:])
+        h = h[:, n_sink:]
+        logits = self.lm_head(h[:, -logits_to_keep:] if logits_to_keep > 0 else h)
         return (logits, weights) if return_weights else logits
 
     def num_parameters(self, non_embedding: bool = False) -> int:

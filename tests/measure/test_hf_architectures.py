@@ -10,6 +10,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from sinklab.measure import hf
+from sinklab.measure.record import AttentionRecord
 from sinklab.measure.api import _record_result, measure_token_ids
 from sinklab.measure.make_tiny import ARCHITECTURES, tiny_config
 from sinklab.measure.metrics import importance_scores, sink_percent
@@ -65,12 +66,19 @@ def test_registered_path_matches_eager_maps(model_type: str, tmp_path: Path) -> 
         assert result.key_norm is not None and result.key_norm.shape == (2, T)
     assert result.hidden_norm is not None and result.hidden_norm.shape == (3, T)
 
-    # Measuring does not change the model's output: same logits as the model run without sinklab.
+    # Measuring does not change the model's output: same logits as the model run without sinklab, while a
+    # record is being fed; a measurement projects only the last position.
+    record = AttentionRecord(analyses=True)
+    record.start_batch(*ids.shape)
     with torch.no_grad():
-        measured = runner.forward(ids, None)
+        measured = runner.forward(ids, record)
+        record.end_batch()
+        last_only = runner.forward(ids, None, all_logits=False)
         default = AutoModelForCausalLM.from_pretrained(folder).eval()(ids, use_cache=False).logits
     torch.testing.assert_close(measured, default, atol=1e-6, rtol=0)
     torch.testing.assert_close(measured, eager_logits, atol=1e-4, rtol=1e-4)
+    assert last_only.shape == (ids.shape[0], 1, default.shape[-1])
+    torch.testing.assert_close(last_only, default[:, -1:], atol=1e-6, rtol=0)
 
 
 def test_forced_eager_fallback_equals_registry(tmp_path: Path) -> None:

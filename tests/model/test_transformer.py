@@ -111,3 +111,14 @@ def test_post_ln_has_no_final_norm_and_follows_the_papers_order():
     h = block.input_layernorm(x + block.self_attn(x, ctx))  # layer 1 attention sees the raw embedding
     h = block.post_attention_layernorm(h + block.mlp(h))
     torch.testing.assert_close(model(ids), model.lm_head(h))
+
+
+@pytest.mark.parametrize("kv_bias", ["none", "sink_token"])
+def test_logits_to_keep_projects_only_the_last_positions(kv_bias):
+    torch.manual_seed(0)
+    model = SinkLM(tiny_config(kv_bias=kv_bias)).eval()
+    with torch.no_grad():
+        full = model(IDS)
+        last = model(IDS, logits_to_keep=3)
+    assert full.shape[:2] == IDS.shape and last.shape == (2, 3, full.shape[-1])
+    torch.testing.assert_close(last, full[:, -3:], atol=1e-6, rtol=0)
