@@ -221,7 +221,8 @@ def feed_attention(
             torch.bmm(q[:, start:stop], k_t[..., :n_keys], out=scores)
             scores = scores.view(b, h, stop - start, n_keys).mul_(scale)
             if softcap is not None:
-                scores = torch.tanh(scores / softcap).mul_(softcap)  # Gemma2: softcap after scaling, before mask
+                # Gemma2: softcap after scaling, before the mask.
+                scores = torch.tanh(scores / softcap).mul_(softcap)
             if position_bias is not None:
                 scores = scores + position_bias[..., start:stop, :n_keys].float()
             if mask is None:
@@ -232,7 +233,8 @@ def feed_attention(
             else:
                 scores = scores + mask[..., start:stop, :n_keys].float()
         if sink is None:
-            weights = torch.softmax(scores, dim=-1, out=scores) if scores.is_contiguous() else scores.softmax(-1)
+            contiguous = scores.is_contiguous()
+            weights = torch.softmax(scores, dim=-1, out=scores) if contiguous else scores.softmax(-1)
             slot = None
         else:
             # The sink logit joins the softmax denominator; its share is the slot's mass.

@@ -10,10 +10,10 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from sinklab.measure import hf
-from sinklab.measure.record import AttentionRecord
 from sinklab.measure.api import _record_result, measure_token_ids
 from sinklab.measure.make_tiny import ARCHITECTURES, tiny_config
 from sinklab.measure.metrics import importance_scores, sink_percent
+from sinklab.measure.record import AttentionRecord
 
 EPS = (0.05, 0.1, 0.3)
 T = 24  # longer than the sliding windows (8) of Mistral, Gemma2/3 and gpt-oss
