@@ -194,7 +194,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=2)
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--vocab", type=int, default=32000)
-    parser.add_argument("--query-block", type=int, default=256)
+    parser.add_argument("--query-block", type=int, default=128)
     parser.add_argument("--only", choices=["sweep", "target"], default=None)
     parser.add_argument("--lengths", type=int, nargs="+", default=[64, 1024, 4096])
     parser.add_argument("--target-heads", type=int, nargs="+", default=[4, 8])

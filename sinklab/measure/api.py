@@ -23,7 +23,7 @@ from torch import nn
 from sinklab.measure import hf
 from sinklab.measure.analysis import build_metrics, jsonable
 from sinklab.measure.metrics import DEFAULT_EPS, proxy_normalize
-from sinklab.measure.record import AttentionRecord, RecordResult
+from sinklab.measure.record import QUERY_BLOCK, AttentionRecord, RecordResult
 
 MAP_SAMPLES = 4  # samples in the second pass that recomputes the strongest head's full map
 
@@ -64,7 +64,7 @@ class MeasureResult:
 
 
 # ---- running a model over ids ---------------------------------------------------------------------
-def as_runner(model: Any, name: str = "", query_block: int = 256) -> Any:
+def as_runner(model: Any, name: str = "", query_block: int = QUERY_BLOCK) -> Any:
     """A runner (forward(ids, record) -> logits, .backend) for a sinklab model, an HF model or a runner."""
     if hasattr(model, "forward") and hasattr(model, "backend"):
         return model
@@ -101,7 +101,7 @@ def measure_token_ids(
     batch_size: int = 8,
     *,
     analyses: bool = True,
-    query_block: int = 256,
+    query_block: int = QUERY_BLOCK,
     progress: bool = False,
 ) -> dict[str, Any]:
     """The metric (and analyses) of `model` on ids (S, T): the metrics.json fields as a dict.
@@ -223,7 +223,7 @@ def load_model(
     allow_pickle: bool = False,
     device: str = "auto",
     dtype: str | torch.dtype | None = None,
-    query_block: int = 256,
+    query_block: int = QUERY_BLOCK,
 ) -> Loaded:
     """Resolve --model: HF hub id / HF folder (/ GGUF) / sinklab run, model or checkpoint directory."""
     dev = hf.resolve_device(device)
@@ -310,7 +310,7 @@ def measure(
     allow_pickle: bool = False,
     analyses: bool = True,
     plots: bool = True,
-    query_block: int = 256,
+    query_block: int = QUERY_BLOCK,
     progress: bool = False,
 ) -> MeasureResult:
     """Measure the paper's sink metric (and the Sec. 3 analyses) of `model` on `input`; see the CLI."""

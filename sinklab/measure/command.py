@@ -6,6 +6,7 @@ import argparse
 import os
 
 from sinklab.measure.inputs import BOS_MODES, SPEC_FORMS
+from sinklab.measure.record import QUERY_BLOCK
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="model dtype (default float32, as the paper); metric maths is always fp32",
     )
     parser.add_argument(
-        "--query-block", type=int, default=256, help="queries per block of recomputed weights"
+        "--query-block", type=int, default=QUERY_BLOCK, help="queries per block of recomputed weights"
     )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--no-analyses", action="store_true", help="skip norms and angles")

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from sinklab.measure.record import AttentionRecord
+from sinklab.measure.record import QUERY_BLOCK, AttentionRecord
 
 ATTN_NAME = "sinklab"
 BACKEND_REGISTRY = "registered attention function"
@@ -40,7 +40,7 @@ class _Active:
     """The measurement currently running: which record to feed and how many attention calls so far."""
 
     record: AttentionRecord | None
-    query_block: int = 256
+    query_block: int = QUERY_BLOCK
     use_sdpa: bool = True
     calls: int = 0
     scratch: Scratch | None = None
@@ -176,7 +176,7 @@ def feed_attention(
     softcap: float | None = None,
     sinks: torch.Tensor | None = None,
     position_bias: torch.Tensor | None = None,
-    query_block: int = 256,
+    query_block: int = QUERY_BLOCK,
     scratch: Scratch | None = None,
 ) -> None:
     """Recompute softmax weights in query blocks (fp32) exactly as eager attention would, and record them.
@@ -368,7 +368,7 @@ class HFRunner:
 
     model: nn.Module
     backend: str = BACKEND_REGISTRY
-    query_block: int = 256
+    query_block: int = QUERY_BLOCK
     name: str = ""
     layers: int = 0
     _hooks: list[Any] = field(default_factory=list)
@@ -466,7 +466,7 @@ def _check_causal(runner: HFRunner, vocab: int) -> None:
 
 
 def prepare_hf(
-    model: nn.Module, name: str = "", query_block: int = 256, force_eager: bool = False
+    model: nn.Module, name: str = "", query_block: int = QUERY_BLOCK, force_eager: bool = False
 ) -> HFRunner:
     """Route an HF model through the registered function if its attention allows, else eager fallback."""
     register()
