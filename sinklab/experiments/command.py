@@ -38,22 +38,34 @@ def run(args: argparse.Namespace) -> int:
         [s for s in suite_names() if s not in ("all", "open-lms")] if args.suite == "all" else [args.suite]
     )
     jobs = args.jobs or _default_jobs()
-    from sinklab.experiments.sweep import FINISHED, estimate_seconds, run_state, run_sweep
+    from sinklab.experiments.sweep import (
+        FINISHED,
+        check_not_stale,
+        estimate_seconds,
+        run_state,
+        run_sweep,
+        stale_runs,
+    )
 
     states = {s.name: run_state(args.out / "runs" / s.name) for s in specs}
+    stale = stale_runs(specs, scale, args.out)
     todo = [s.name for s in specs if states[s.name] != FINISHED]
     estimate = estimate_seconds([s for s in specs if s.name in todo], scale, args.out, jobs)
     print(
         f"{len(specs)} runs at scale {scale.name} ({scale.note}); {len(specs) - len(todo)} already finished."
     )
     for spec in specs:
-        print(f"  {spec.name:24s} {states[spec.name]:9s} {' '.join(spec.overrides) or '(defaults)'}")
+        state = "STALE" if spec.name in stale else states[spec.name]
+        print(f"  {spec.name:24s} {state:9s} {' '.join(spec.overrides) or '(defaults)'}")
     if estimate is not None:
         print(f"estimated time: {estimate / 60:.0f} min with {jobs} parallel run(s)")
     else:
         print("estimated time: unknown until the first run logs its speed")
     if args.dry_run:
+        for name, diffs in stale.items():
+            print(f"STALE {name}: trained with other settings ({'; '.join(diffs)})")
         return 0
+    check_not_stale(specs, scale, args.out)
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(
         args.out / "sweep.json",

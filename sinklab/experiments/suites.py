@@ -147,9 +147,11 @@ def data(scale: Scale) -> list[RunSpec]:
         ("random_x1", ("data.random_start=0", "data.random_end=1"), "x1 random"),
         ("random_x1x2", ("data.random_start=0", "data.random_end=2"), "x1 and x2 random"),
         ("random_x2", ("data.random_start=1", "data.random_end=2"), "x2 random"),
-        ("fixed_pos1", ("data.fixed_position=0",), "a fixed token at position 1"),
-        ("fixed_pos2", ("data.fixed_position=1",), "a fixed token at position 2"),
-        ("fixed_pos3", ("data.fixed_position=2",), "a fixed token at position 3"),
+        # The fixed token must be the only constant one, as in the paper: no BOS at position 1 beside it
+        # (scales that prepend a BOS would otherwise test "BOS + a fixed token at p").
+        ("fixed_pos1", ("data.bos=none", "data.fixed_position=0"), "a fixed token at position 1, no BOS"),
+        ("fixed_pos2", ("data.bos=none", "data.fixed_position=1"), "a fixed token at position 2, no BOS"),
+        ("fixed_pos3", ("data.bos=none", "data.fixed_position=2"), "a fixed token at position 3, no BOS"),
     )
 
 

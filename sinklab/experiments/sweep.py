@@ -28,6 +28,54 @@ def run_state(run_dir: Path) -> str:
     return FRESH
 
 
+def _flatten(value: object, prefix: str = "") -> dict[str, object]:
+    if isinstance(value, dict):
+        return {k: v for key, sub in value.items() for k, v in _flatten(sub, f"{prefix}{key}.").items()}
+    return {prefix.rstrip("."): value}
+
+
+def config_differences(run_dir: Path, spec: RunSpec, scale: Scale) -> list[str]:
+    """Settings in which the run directory's config.json differs from what `spec` at `scale` asks for.
+
+    Runs are found by name, so a run left from an older suite definition, another scale or a hand-made
+    run must not be taken as this one.
+    """
+    from sinklab.config import apply_overrides, to_dict
+    from sinklab.train.config import RESOLVED_AT_TRAINING, RUN_SECTIONS
+    from sinklab.train.presets import get_run_preset
+
+    path = run_dir / "config.json"
+    if not path.is_file():
+        return []
+    config = apply_overrides(get_run_preset(scale.preset), [*scale.base, *spec.overrides])
+    expected = _flatten(json.loads(json.dumps(to_dict(config))))  # tuples as JSON lists, like the saved file
+    saved_file = json.loads(path.read_text())
+    saved = _flatten({k: v for k, v in saved_file.items() if k in RUN_SECTIONS})
+    missing = object()
+    return [
+        f"{key} = {saved.get(key, missing)!r} there, {expected.get(key, missing)!r} here"
+        for key in sorted(set(saved) | set(expected))
+        if saved.get(key, missing) != expected.get(key, missing) and key not in RESOLVED_AT_TRAINING
+    ]
+
+
+def stale_runs(specs: list[RunSpec], scale: Scale, out: Path) -> dict[str, list[str]]:
+    """name -> differences, for every run directory under out/runs whose settings are not the spec's."""
+    found = {s.name: config_differences(Path(out) / "runs" / s.name, s, scale) for s in specs}
+    return {name: diffs for name, diffs in found.items() if diffs}
+
+
+def check_not_stale(specs: list[RunSpec], scale: Scale, out: Path) -> None:
+    stale = stale_runs(specs, scale, out)
+    if stale:
+        lines = [f"  {name}: {'; '.join(d[:3])}{' ...' if len(d) > 3 else ''}" for name, d in stale.items()]
+        raise ValueError(
+            f"{len(stale)} run(s) in {out}/runs were trained with other settings than this suite at scale "
+            f"{scale.name!r} asks for:\n" + "\n".join(lines) + "\nremove those run directories (and their "
+            "logs) to train them again, or pick another --out"
+        )
+
+
 def train_command(spec: RunSpec, scale: Scale, run_dir: Path, state: str) -> list[str]:
     base = [sys.executable, "-m", "sinklab.cli", "train"]
     if state == RESUME:
@@ -83,6 +131,7 @@ def run_sweep(
     specs: list[RunSpec], scale: Scale, out: Path, jobs: int = 1, progress: bool = True
 ) -> SweepOutcome:
     out = Path(out)
+    check_not_stale(specs, scale, out)
     (out / "logs").mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     states = {s.name: run_state(out / "runs" / s.name) for s in specs}

@@ -188,6 +188,9 @@ class RunConfig:
 
 
 RUN_SECTIONS = tuple(f.name for f in dataclasses.fields(RunConfig))
+# Settings that training fills in from the data (loop.resolve_model_config), so a run's config.json may
+# differ from its preset in them without being another run.
+RESOLVED_AT_TRAINING = ("model.vocab_size", "model.context")
 
 
 def run_config_from_dict(data: dict[str, Any]) -> RunConfig:

@@ -42,7 +42,8 @@ EVAL_BATCH = 25  # sequences per forward pass in evaluation (100 eval sequences 
 
 
 def resolve_model_config(cfg: RunConfig, data: PreparedData) -> ModelConfig:
-    """The model's vocabulary comes from the tokenizer; its context must hold the training sequences."""
+    """The model's vocabulary comes from the tokenizer; its context must hold the training sequences.
+    (config.RESOLVED_AT_TRAINING lists the fields set here.)"""
     needed = max(cfg.data.context, cfg.data.eval_length)
     return replace(cfg.model, vocab_size=data.model_vocab_size, context=max(cfg.model.context, needed))
 

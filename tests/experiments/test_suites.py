@@ -29,3 +29,12 @@ def test_unknown_suite_and_scale_list_the_accepted_ones():
     with pytest.raises(ValueError, match="accepted: micro, tiny, small, 60m, 1b"):
         get_scale("huge")
     assert "open-lms" in suite_names()
+
+
+def test_a_fixed_token_is_the_only_constant_token_at_every_scale():
+    for scale in SCALES.values():
+        for spec in runs_for("data", scale):
+            if spec.name.startswith("fixed_pos"):
+                assert "data.bos=none" in spec.overrides
+                position = int(spec.name[-1]) - 1
+                assert f"data.fixed_position={position}" in spec.overrides

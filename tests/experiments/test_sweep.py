@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from sinklab.experiments.suites import SCALES, RunSpec
-from sinklab.experiments.sweep import FINISHED, FRESH, RESUME, run_state, run_sweep
+from sinklab.experiments.sweep import FINISHED, FRESH, RESUME, run_state, run_sweep, stale_runs
 
 
 @pytest.fixture(autouse=True)
@@ -29,6 +29,14 @@ def test_runs_then_skips_finished_and_resumes_interrupted(tmp_path):
 
     again = run_sweep(specs, scale, tmp_path, jobs=2, progress=False)
     assert again.skipped == ["default", "lr_x2"] and not again.finished
+    # (model.vocab_size and context, filled in from the data at training, do not make a run stale.)
+    assert stale_runs(specs, scale, tmp_path) == {}
+
+    # A finished run of the same name but other settings is not taken as this one.
+    changed = [RunSpec("default"), RunSpec("lr_x2", ("train.lr=0.004",))]
+    assert stale_runs(changed, scale, tmp_path) == {"lr_x2": ["train.lr = 0.002 there, 0.004 here"]}
+    with pytest.raises(ValueError, match=r"lr_x2: train\.lr = 0\.002 there, 0\.004 here"):
+        run_sweep(changed, scale, tmp_path, jobs=1, progress=False)
 
     # An interrupted run: a checkpoint but no final metrics -> the next sweep resumes it.
     (tmp_path / "runs" / "lr_x2" / "metrics.json").unlink()
