@@ -198,7 +198,25 @@ def _random_first(results: Results, scale: str) -> Finding:
     ours = f"Sink_1 {run.sink(1):.2f} (default {results['default'].sink(1):.2f})"
     if not _baseline_ok(results):
         return Finding(ours + " (no sink in the default run)", NOT_AT_SCALE)
-    return Finding(ours, REPRODUCED if run.sink(1) >= SINK_PRESENT else CONTRADICTED)
+    if run.sink(1) >= SINK_PRESENT:
+        return Finding(ours, REPRODUCED)
+    # A random x1 replaces the BOS of a BOS scale: if the default has no sink without its BOS either, the
+    # paper's precondition (a sink on a natural first token) does not hold here.
+    no_bos = results.get("no_bos")
+    if no_bos is not None and no_bos.sink(1) < SINK_PRESENT:
+        note = f" (no sink without a BOS at this scale either: no_bos {no_bos.sink(1):.2f})"
+        return Finding(ours + note, NOT_AT_SCALE)
+    return Finding(ours, CONTRADICTED)
+
+
+def _random_second(results: Results, scale: str) -> Finding:
+    run = results["random_x2"]
+    ours = f"Sink_1 {run.sink(1):.2f}, Sink_2 {run.sink(2):.2f} (default {results['default'].sink(1):.2f})"
+    if not _baseline_ok(results):
+        return Finding(ours + " (no sink in the default run)", NOT_AT_SCALE)
+    if run.sink(1) >= SINK_PRESENT:
+        return Finding(ours, REPRODUCED)
+    return Finding(ours, CONTRADICTED if run.sink(1) <= SINK_ABSENT else NOT_AT_SCALE)
 
 
 def _prefix(results: Results, scale: str) -> Finding:
@@ -295,6 +313,14 @@ CLAIMS: tuple[Claim, ...] = (
         "x1 random: Sink_1 27.03",
         ("default", "random_x1"),
         _random_first,
+    ),
+    Claim(
+        "random-x2",
+        "data",
+        "A random second token leaves the sink on x1",
+        "x2 random: Sink_1 20.99",
+        ("default", "random_x2"),
+        _random_second,
     ),
     Claim(
         "random-x1x2",

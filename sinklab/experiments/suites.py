@@ -138,10 +138,24 @@ def optimization(scale: Scale) -> list[RunSpec]:
     )
 
 
+def prepends_bos(scale: Scale) -> bool:
+    """Whether the scale's runs start every sequence with the same BOS (the CPU scales do)."""
+    from sinklab.config import apply_overrides
+    from sinklab.train.presets import get_run_preset
+
+    return apply_overrides(get_run_preset(scale.preset), list(scale.base)).data.bos != "none"
+
+
 @SUITES.register("data")
 def data(scale: Scale) -> list[RunSpec]:
-    """Amount of data, random tokens at positions, a fixed token at a position (paper Sec. 5, Table 10)."""
+    """Amount of data, random tokens at positions, a fixed token at a position (paper Sec. 5, Table 10).
+
+    At a scale whose sequences start with a BOS, a random x1 replaces that BOS, so the suite also trains the
+    default without it: the baseline a random first token is judged against.
+    """
+    no_bos = [("no_bos", ("data.bos=none",), "the default without a BOS")] if prepends_bos(scale) else []
     return _specs(
+        *no_bos,
         ("data_10pct", ("data.fraction=0.1",), "10% of the training data"),
         ("data_1pct", ("data.fraction=0.01",), "1% of the training data"),
         ("random_x1", ("data.random_start=0", "data.random_end=1"), "x1 random"),

@@ -110,3 +110,30 @@ def test_a_variant_without_a_sink_contradicts_only_at_the_papers_scale():
     assert c.evaluate(results, "60m").verdict == CONTRADICTED
     results["post_ln"] = result("post_ln", 12.0)
     assert c.evaluate(results, "tiny").verdict == REPRODUCED
+
+
+def test_random_first_token_is_judged_against_the_default_without_its_bos():
+    c = claim("random-x1")
+    base = {"default": result("default", 18.0)}
+    assert c.evaluate({**base, "random_x1": result("random_x1", 25.0)}, "tiny").verdict == REPRODUCED
+    # No BOS-free baseline (a scale without a BOS): no sink on a random x1 contradicts the paper.
+    assert c.evaluate({**base, "random_x1": result("random_x1", 0.0)}, "60m").verdict == CONTRADICTED
+    # A BOS scale whose default has no sink without its BOS: the precondition does not hold.
+    no_sink = {**base, "random_x1": result("random_x1", 0.0), "no_bos": result("no_bos", 0.5)}
+    finding = c.evaluate(no_sink, "tiny")
+    assert finding.verdict == NOT_AT_SCALE and "no_bos 0.50" in finding.ours
+    sinks = {**base, "random_x1": result("random_x1", 0.0), "no_bos": result("no_bos", 12.0)}
+    assert c.evaluate(sinks, "tiny").verdict == CONTRADICTED
+
+
+def test_random_second_token_leaves_the_sink_on_the_first():
+    c = claim("random-x2")
+    base = {"default": result("default", 18.0)}
+    assert c.evaluate({**base, "random_x2": result("random_x2", 21.0)}, "tiny").verdict == REPRODUCED
+    assert c.evaluate({**base, "random_x2": result("random_x2", 0.0)}, "tiny").verdict == CONTRADICTED
+    assert c.evaluate({**base, "random_x2": result("random_x2", 3.0)}, "tiny").verdict == NOT_AT_SCALE
+
+
+def test_the_data_suite_trains_a_bos_free_default_only_where_the_scale_has_a_bos():
+    assert "no_bos" in {r.name for r in runs_for("data", SCALES["tiny"])}
+    assert "no_bos" not in {r.name for r in runs_for("data", SCALES["60m"])}
