@@ -193,6 +193,20 @@ def _moves_to(name: str, k: int) -> Callable[[Results, str], Finding]:
     return judge
 
 
+def _too_little_data(results: Results, scale: str) -> Finding:
+    """The claim is that the sink does not emerge, not merely that it is weaker; how little is "too little"
+    depends on the model, so a sink that is only weaker (or not weaker) is a finding about this scale."""
+    run = results["data_1pct"]
+    ours = _fmt(results, "default", "data_1pct")
+    if not _baseline_ok(results):
+        return Finding(ours + " (no sink in the default run)", NOT_AT_SCALE)
+    if run.sink(1) <= SINK_ABSENT:
+        return Finding(ours, REPRODUCED)
+    weaker = results["default"].sink(1) - run.sink(1) > NOISE
+    note = " (weaker, but 1 % of the data still gives a sink here)" if weaker else " (1 % is enough here)"
+    return Finding(ours + note, NOT_AT_SCALE)
+
+
 def _random_first(results: Results, scale: str) -> Finding:
     run = results["random_x1"]
     ours = f"Sink_1 {run.sink(1):.2f} (default {results['default'].sink(1):.2f})"
@@ -304,7 +318,7 @@ CLAIMS: tuple[Claim, ...] = (
         "With too little training data the sink does not emerge",
         "50M-100M tokens: Sink_1 < 1 % (Fig. 28)",
         ("default", "data_1pct"),
-        lambda r, s: _lower(r, "data_1pct", "default"),
+        _too_little_data,
     ),
     Claim(
         "random-x1",

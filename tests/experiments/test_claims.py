@@ -137,3 +137,12 @@ def test_random_second_token_leaves_the_sink_on_the_first():
 def test_the_data_suite_trains_a_bos_free_default_only_where_the_scale_has_a_bos():
     assert "no_bos" in {r.name for r in runs_for("data", SCALES["tiny"])}
     assert "no_bos" not in {r.name for r in runs_for("data", SCALES["60m"])}
+
+
+def test_too_little_data_means_no_sink_not_a_weaker_one():
+    c = claim("data-amount")
+    base = {"default": result("default", 18.0)}
+    assert c.evaluate({**base, "data_1pct": result("data_1pct", 0.5)}, "tiny").verdict == REPRODUCED
+    weaker = c.evaluate({**base, "data_1pct": result("data_1pct", 12.0)}, "tiny")
+    assert weaker.verdict == NOT_AT_SCALE and "weaker" in weaker.ours
+    assert c.evaluate({**base, "data_1pct": result("data_1pct", 19.0)}, "tiny").verdict == NOT_AT_SCALE
