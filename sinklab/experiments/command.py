@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from pathlib import Path
 
@@ -67,10 +68,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     check_not_stale(specs, scale, args.out)
     args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(
-        args.out / "sweep.json",
-        {"suites": suites, "scale": scale.name, "note": scale.note, "runs": [s.name for s in specs]},
-    )
+    sweep = merged_sweep(args.out, suites, scale.name, scale.note, [s.name for s in specs])
+    atomic_write_json(args.out / "sweep.json", sweep)
     outcome = run_sweep(specs, scale, args.out, jobs=jobs)
     from sinklab.experiments.report import claim_table, write_report
 
@@ -84,6 +83,19 @@ def run(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+def merged_sweep(out: Path, suites: list[str], scale: str, note: str, runs: list[str]) -> dict:
+    """sweep.json for this invocation, keeping the suites an earlier one at the same scale put in `out`, so
+    that `--suite all` followed by `--suite data` still reports every suite."""
+    sweep = {"suites": list(suites), "scale": scale, "note": note, "runs": list(runs)}
+    path = Path(out) / "sweep.json"
+    if path.exists():
+        previous = json.loads(path.read_text())
+        if previous.get("scale") == scale:
+            sweep["suites"] = list(dict.fromkeys([*previous.get("suites", []), *suites]))
+            sweep["runs"] = list(dict.fromkeys([*previous.get("runs", []), *runs]))
+    return sweep
 
 
 def _default_jobs() -> int:

@@ -88,3 +88,14 @@ def test_reproduce_cli_writes_a_report(tmp_path):
     assert claims[0]["verdict"] == "not at this scale"  # micro is not 1B
     dry = subprocess.run([*cmd, "--dry-run"], capture_output=True, text=True, env=env, timeout=300)
     assert "already finished" in dry.stdout and "estimated time" in dry.stdout
+
+
+def test_sweep_json_keeps_earlier_suites_of_the_same_scale(tmp_path):
+    from sinklab.experiments.command import merged_sweep
+
+    first = merged_sweep(tmp_path, ["loss"], "tiny", "note", ["default", "wd_0"])
+    (tmp_path / "sweep.json").write_text(json.dumps(first))
+    second = merged_sweep(tmp_path, ["data"], "tiny", "note", ["default", "no_bos"])
+    assert second["suites"] == ["loss", "data"] and second["runs"] == ["default", "wd_0", "no_bos"]
+    other_scale = merged_sweep(tmp_path, ["data"], "micro", "note", ["default"])
+    assert other_scale["suites"] == ["data"] and other_scale["runs"] == ["default"]
