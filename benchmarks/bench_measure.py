@@ -121,7 +121,9 @@ def worker(args: argparse.Namespace) -> None:
     print("RESULT " + json.dumps(out))
 
 
-def run_method(method: str, model_dir: Path, length: int, samples: int, batch: int, vocab: int) -> dict:
+def run_method(
+    method: str, model_dir: Path, length: int, samples: int, batch: int, vocab: int, query_block: int = 128
+) -> dict:
     cmd = [
         sys.executable,
         __file__,
@@ -137,6 +139,8 @@ def run_method(method: str, model_dir: Path, length: int, samples: int, batch: i
         str(batch),
         "--vocab",
         str(vocab),
+        "--query-block",
+        str(query_block),
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
@@ -209,7 +213,7 @@ def main() -> None:
             small = Path(tmp) / "small"
             make_model(small, layers=4, hidden=256, heads=4, vocab=args.vocab)
             for length in args.lengths:
-                res = {m: run_method(m, small, length, 2, 1, args.vocab) for m in METHODS}
+                res = {m: run_method(m, small, length, 2, 1, args.vocab, args.query_block) for m in METHODS}
                 report.append(table(f"4-layer d=256 Llama, 2 samples of T={length}, batch 1", res))
                 print(report[-1], "\n", flush=True)
         if args.only in (None, "target"):
@@ -217,11 +221,13 @@ def main() -> None:
             for heads in args.target_heads:
                 target = Path(tmp) / f"target{heads}"
                 make_model(target, layers=12, hidden=256, heads=heads, vocab=args.vocab)
-                res = {m: run_method(m, target, 1024, 8, 2, args.vocab) for m in METHODS}
+                res = {m: run_method(m, target, 1024, 8, 2, args.vocab, args.query_block) for m in METHODS}
                 title = f"target: 12-layer d=256 Llama, {heads} heads, 8 samples of T=1024, batch 2"
                 report.append(table(title, res))
                 print(report[-1], "\n", flush=True)
-            growth = {n: run_method("sinklab", target, 1024, n, 2, args.vocab) for n in (2, 16)}
+            growth = {
+                n: run_method("sinklab", target, 1024, n, 2, args.vocab, args.query_block) for n in (2, 16)
+            }
             line = ", ".join(
                 f"{n} samples: {r.get('peak_mb', float('nan')):.0f} MB" for n, r in growth.items()
             )

@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         for name, diffs in stale.items():
             print(f"STALE {name}: trained with other settings ({'; '.join(diffs)})")
         return 0
-    check_not_stale(specs, scale, args.out)
+    check_not_stale(specs, scale, args.out, stale)  # before sweep.json changes
     args.out.mkdir(parents=True, exist_ok=True)
     sweep = merged_sweep(args.out, suites, scale.name, scale.note, [s.name for s in specs])
     atomic_write_json(args.out / "sweep.json", sweep)

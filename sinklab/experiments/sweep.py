@@ -65,8 +65,11 @@ def stale_runs(specs: list[RunSpec], scale: Scale, out: Path) -> dict[str, list[
     return {name: diffs for name, diffs in found.items() if diffs}
 
 
-def check_not_stale(specs: list[RunSpec], scale: Scale, out: Path) -> None:
-    stale = stale_runs(specs, scale, out)
+def check_not_stale(
+    specs: list[RunSpec], scale: Scale, out: Path, stale: dict[str, list[str]] | None = None
+) -> None:
+    """Raise, naming the differences, if a run directory holds another run (`stale`: from stale_runs)."""
+    stale = stale_runs(specs, scale, out) if stale is None else stale
     if stale:
         lines = [f"  {name}: {'; '.join(d[:3])}{' ...' if len(d) > 3 else ''}" for name, d in stale.items()]
         raise ValueError(

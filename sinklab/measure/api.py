@@ -321,6 +321,8 @@ def measure(
         raise ValueError("at least one eps is needed")
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
+    if query_block < 1:
+        raise ValueError(f"query block must be >= 1 query, got {query_block}")
     loaded = load_model(
         model,
         tokenizer=tokenizer,

@@ -373,10 +373,8 @@ class HFRunner:
     layers: int = 0
     _hooks: list[Any] = field(default_factory=list)
     _record: AttentionRecord | None = None
-    _keeps_logits: bool = False
 
     def __post_init__(self) -> None:
-        self._keeps_logits = _accepts(self.model, "logits_to_keep")
         blocks = decoder_blocks(self.model)
         if blocks is not None:
             # Hidden-state norms from the blocks themselves: the paper takes the last block before the final
@@ -414,7 +412,7 @@ class HFRunner:
         global _ACTIVE
         ids = ids.to(self.device)
         self._record = record
-        extra: dict[str, Any] = {} if all_logits or not self._keeps_logits else {"logits_to_keep": 1}
+        extra = _logits_kwargs(self.model, all_logits)
         try:
             if self.backend == BACKEND_EAGER:
                 out = self.model(ids, use_cache=False, output_attentions=record is not None, **extra)
@@ -500,6 +498,11 @@ def _accepts(model: nn.Module, argument: str) -> bool:
         return False
 
 
+def _logits_kwargs(model: nn.Module, all_logits: bool) -> dict[str, Any]:
+    """Forward arguments for every position's logits, or only the last one's where the model allows it."""
+    return {} if all_logits or not _accepts(model, "logits_to_keep") else {"logits_to_keep": 1}
+
+
 def forward_accepts_record(model: nn.Module) -> bool:
     return _accepts(model, "record")
 
@@ -520,5 +523,4 @@ class RecordRunner:
     def forward(
         self, ids: torch.Tensor, record: AttentionRecord | None, *, all_logits: bool = True
     ) -> torch.Tensor:
-        extra = {} if all_logits or not _accepts(self.model, "logits_to_keep") else {"logits_to_keep": 1}
-        return self.model(ids.to(self.device), record=record, **extra)
+        return self.model(ids.to(self.device), record=record, **_logits_kwargs(self.model, all_logits))

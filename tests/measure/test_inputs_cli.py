@@ -160,6 +160,9 @@ def test_model_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     (tmp_path / "empty").mkdir()
     rc = main(["measure", "--model", str(tmp_path / "empty"), "--out", str(tmp_path / "o")])
     assert rc == 2 and "no config.json" in capsys.readouterr().err
+    bad_block = ["--query-block", "0"]
+    rc = main(["measure", "--model", str(tmp_path / "empty"), *bad_block, "--out", str(tmp_path / "o")])
+    assert rc == 2 and "query block must be >= 1" in capsys.readouterr().err
 
 
 def test_non_causal_model_is_refused(tmp_path: Path) -> None:
