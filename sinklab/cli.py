@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import importlib
+import os
 import sys
+
+from sinklab.errors import SinklabError
 
 # subcommand -> (module with add_arguments(parser) and run(args) -> int, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -32,6 +37,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# OS errors about a path the user gave: the message names the file.
+_FILE_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
+
+
+def _explain(err: BaseException) -> str | None:
+    """The message for an error the user can act on; None for a bug (which keeps its traceback)."""
+    if isinstance(err, (SinklabError, ValueError, *_FILE_ERRORS)):
+        return str(err)
+    if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+        where = f" writing {err.filename}" if err.filename else ""
+        return f"no space left on the device{where}; free some space and run the same command again"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     if argv is not None:
         sys.argv = [sys.argv[0], *argv]
@@ -40,8 +59,21 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(COMMANDS[args.command][0])
     try:
         return int(module.run(args) or 0)
-    except (ValueError, FileNotFoundError, KeyError, RuntimeError) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+    except KeyboardInterrupt:
+        print(
+            f"\nsinklab {args.command}: interrupted; finished work is kept, run the same command again "
+            "to continue",
+            file=sys.stderr,
+        )
+        return 130
+    except BrokenPipeError:  # `sinklab ... | head`: the reader left; say nothing more
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - so the interpreter's final flush is silent
+        return 0
+    except Exception as err:
+        message = _explain(err)
+        if message is None:
+            raise
         print(f"sinklab {args.command}: error: {message}", file=sys.stderr)
         return 2
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
+from sinklab.errors import UnknownNameError
+
 T = TypeVar("T")
 
 
@@ -28,7 +30,7 @@ class Registry(Generic[T]):
         try:
             return self._entries[key]
         except KeyError:
-            raise KeyError(
+            raise UnknownNameError(
                 f"unknown {self.name} {key!r}; accepted: {', '.join(sorted(self._entries))}"
             ) from None
 

@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from sinklab.experiments.suites import SCALES, get_scale, runs_for, suite_names
+from sinklab.experiments.suites import SCALES, get_scale, runs_for, suite_names, with_seeds
 from sinklab.io import atomic_write_json
 
 
@@ -16,6 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scale", default="tiny", help=f"one of: {', '.join(SCALES)} (default tiny)")
     parser.add_argument("--out", required=True, type=Path, help="sweep directory (runs/, logs/, report)")
     parser.add_argument("--jobs", type=int, default=None, help="runs at once (default: CPU cores, 1 on GPU)")
+    parser.add_argument(
+        "--seeds", type=int, default=None, help="seeds per run (default: the scale's, 3 at tiny, 1 at 60m/1b)"
+    )
     parser.add_argument("--dry-run", action="store_true", help="list the runs and the time estimate only")
     parser.add_argument(
         "--models", nargs="*", help="open-lms: hub ids or folders instead of the paper's list"
@@ -33,8 +36,12 @@ def run(args: argparse.Namespace) -> int:
         rows = measure_open_lms(args.out, models, samples=args.samples)
         print(open_lm_table(rows, sorted({k for r in rows for k in r.values})))
         return 0
+    if args.jobs is not None and args.jobs < 1:
+        raise ValueError(f"--jobs must be >= 1 (runs at once), got {args.jobs}")
+    if args.seeds is not None and args.seeds < 1:
+        raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
     scale = get_scale(args.scale)
-    specs = runs_for(args.suite, scale)
+    specs = with_seeds(runs_for(args.suite, scale), args.seeds or scale.seeds)
     suites = (
         [s for s in suite_names() if s not in ("all", "open-lms")] if args.suite == "all" else [args.suite]
     )
@@ -90,11 +97,13 @@ def merged_sweep(out: Path, suites: list[str], scale: str, note: str, runs: list
     that `--suite all` followed by `--suite data` still reports every suite."""
     sweep = {"suites": list(suites), "scale": scale, "note": note, "runs": list(runs)}
     path = Path(out) / "sweep.json"
-    if path.exists():
-        previous = json.loads(path.read_text())
-        if previous.get("scale") == scale:
-            sweep["suites"] = list(dict.fromkeys([*previous.get("suites", []), *suites]))
-            sweep["runs"] = list(dict.fromkeys([*previous.get("runs", []), *runs]))
+    try:
+        previous = json.loads(path.read_text()) if path.exists() else {}
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        previous = {}  # a corrupt sweep.json is rewritten from this invocation
+    if isinstance(previous, dict) and previous.get("scale") == scale:
+        sweep["suites"] = list(dict.fromkeys([*previous.get("suites", []), *suites]))
+        sweep["runs"] = list(dict.fromkeys([*previous.get("runs", []), *runs]))
     return sweep
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from sinklab.errors import SinklabError
 from sinklab.experiments import plots
 from sinklab.experiments.claims import RunResult
 from sinklab.experiments.suites import RunSpec, Scale
@@ -84,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     prepare_shared_data(scale)
     outcome = run_sweep([SOFTMAX, SIGMOID], scale, out, jobs=args.jobs)
     if outcome.failed:
-        raise RuntimeError(
+        raise SinklabError(
             "training failed: " + ", ".join(f"{n} (log: {p})" for n, p in outcome.failed.items())
         )
     summary = write_demo_report(out)

@@ -102,3 +102,81 @@ def attention_map(weights: np.ndarray, title: str, path: Path) -> Path:
     ax.set(xlabel="key position", ylabel="query position", title=title)
     fig.colorbar(im, ax=ax)
     return save_png(fig, path)
+
+
+def _band(ax: Any, seeds: list[list[tuple[float, float]]], colour: Any, label: str, width: float) -> None:
+    """Mean over seeds as a line, min-max over seeds as a band (steps every seed logged)."""
+    common = sorted(set.intersection(*(set(x for x, _ in s) for s in seeds))) if seeds else []
+    if not common:
+        return
+    rows = np.array([[dict(s)[x] for x in common] for s in seeds])
+    ax.plot(common, rows.mean(0), color=colour, lw=width, label=label)
+    if len(seeds) > 1:
+        ax.fill_between(common, rows.min(0), rows.max(0), color=colour, alpha=0.18, lw=0)
+
+
+def claim_figure(
+    values: dict[str, list[float]],
+    curves_by_run: dict[str, list[list[tuple[float, float]]]],
+    ylabel: str,
+    title: str,
+    path: Path,
+    highlight: str = "default",
+) -> Path:
+    """Left: each run's seed mean (bar) with every seed as a point; right: Sink_1 against steps, the seed
+    mean as a line and the seeds' min-max as a band, `highlight` in black."""
+    plt = _plt()
+    fig, (left, right) = plt.subplots(
+        1, 2, figsize=(9.5, 3.4), layout="constrained", gridspec_kw={"width_ratios": [1.2, 1]}
+    )
+    names = list(values)
+    x = np.arange(len(names))
+    colours = {n: ("black" if n == highlight else plt.cm.tab10(i % 10)) for i, n in enumerate(names)}
+    means = [float(np.mean(v)) if v else 0.0 for v in values.values()]
+    left.bar(x, means, color=[colours[n] for n in names], alpha=0.35, width=0.6)
+    for i, name in enumerate(names):
+        pts = values[name]
+        left.scatter(
+            np.full(len(pts), i) + np.linspace(-0.12, 0.12, len(pts)), pts, color=colours[name], s=18
+        )
+    left.set_xticks(x, names, rotation=30, ha="right", fontsize=8)
+    left.set(ylabel=ylabel, ylim=(0, max(5.0, max((max(v) for v in values.values() if v), default=0) * 1.15)))
+    left.set_title(title, fontsize=9, loc="left")
+    left.grid(axis="y", alpha=0.3)
+    for name, seeds in curves_by_run.items():
+        _band(right, seeds, colours.get(name, "grey"), name, 2.0 if name == highlight else 1.0)
+    right.set(xlabel="training step", ylabel="Sink_1 (%)", ylim=(0, None))
+    right.grid(alpha=0.3)
+    if curves_by_run:
+        right.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    return save_png(fig, path)
+
+
+def suite_curves(
+    suites: dict[str, dict[str, list[list[tuple[float, float]]]]],
+    path: Path,
+    highlight: str = "default",
+    onset: float | None = None,
+) -> Path:
+    """Small multiples, one panel per suite: Sink_1 against steps for its runs (seed mean; the default in
+    black with its seed band), the default's sink onset as a dashed line."""
+    plt = _plt()
+    cols = min(3, max(1, len(suites)))
+    rows = (len(suites) + cols - 1) // cols
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(4.2 * cols, 3.0 * rows), layout="constrained", squeeze=False, sharey=True
+    )
+    for ax, (suite, runs) in zip(axes.flat, suites.items(), strict=False):
+        for name in runs:  # every other run faded: the panel is about the default and the spread around it
+            if name != highlight:
+                _band(ax, runs[name], (0.45, 0.55, 0.75, 0.6), name, 0.8)
+        if highlight in runs:
+            _band(ax, runs[highlight], "black", highlight, 2.0)
+        if onset is not None:
+            ax.axvline(onset, color="black", ls="--", lw=0.8)
+        ax.set_title(f"{suite} ({len(runs)} runs)", fontsize=9)
+        ax.set(xlabel="training step", ylabel="Sink_1 (%)")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(suites) :]:
+        ax.axis("off")
+    return save_png(fig, path)

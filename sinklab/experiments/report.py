@@ -1,142 +1,240 @@
-"""The reproduce report: for each claim of the paper, its number, ours and a verdict, with plots."""
+"""The reproduce report: for each claim of the paper, its number, ours (mean and spread over seeds) and a
+verdict under the one rule of `claims.py`, with one figure per claim; Markdown, self-contained HTML and
+claims.json (with every seed's values)."""
 
 from __future__ import annotations
 
-import html
 import json
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from sinklab.errors import SinklabError
 from sinklab.experiments import plots
-from sinklab.experiments.claims import CLAIMS, VERDICTS, Claim, Finding, Results, RunResult
+from sinklab.experiments.claims import (
+    LAST_EVALS,
+    NOT_COVERED,
+    ONSET_FACTOR,
+    SINK_ABSENT,
+    SINK_PRESENT,
+    VERDICTS,
+    Claim,
+    Finding,
+    ResultFileError,
+    Results,
+    Rule,
+    RunResult,
+    build_claims,
+    group_results,
+    sink_k,
+    slot_sink,
+    val_loss,
+)
 from sinklab.io import atomic_write_json, atomic_write_text
 
+VERDICT_COLOURS = {
+    "reproduced": "#1a7f37",
+    "contradicted": "#cf222e",
+    "inconclusive": "#6e40c9",
+    "not at this scale": "#9a6700",
+    "missing": "#666",
+}
 
-def load_results(out: Path) -> Results:
-    results: Results = {}
+
+def load_results(out: Path) -> tuple[Results, dict[str, str]]:
+    """Finished runs under OUT/runs grouped by name (seeds together), and unreadable ones -> why."""
+    single, unreadable = [], {}
     for run_dir in sorted((Path(out) / "runs").glob("*")):
-        result = RunResult.load(run_dir)
+        try:
+            result = RunResult.load(run_dir)
+        except (ResultFileError, KeyError, TypeError) as err:
+            unreadable[run_dir.name] = str(err)
+            continue
         if result is not None:
-            results[result.name] = result
-    return results
+            single.append(result)
+    return group_results(single), unreadable
 
 
 def read_sweep(out: Path) -> dict[str, Any]:
     path = Path(out) / "sweep.json"
     if not path.exists():
         raise FileNotFoundError(f"{out} has no sweep.json: is it a `sinklab reproduce --out` directory?")
-    return json.loads(path.read_text())
+    try:
+        sweep = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise SinklabError(
+            f"{path} is corrupt ({err}); run the same `sinklab reproduce` command again to rewrite it"
+        ) from None
+    if not isinstance(sweep, dict) or not isinstance(sweep.get("suites"), list) or "scale" not in sweep:
+        raise SinklabError(f"{path} is not a sinklab sweep file (needs 'suites' and 'scale')")
+    return sweep
 
 
-def evaluate(results: Results, suites: list[str], scale: str) -> list[tuple[Claim, Finding]]:
-    return [(c, c.evaluate(results, scale)) for c in CLAIMS if c.suite in suites]
+def claims_for_sweep(sweep: dict[str, Any]) -> list[Claim]:
+    """The claims of the sweep's suites, with run names as the sweep's scale defines them."""
+    from sinklab.experiments.suites import SCALES, scale_config
+
+    scale = SCALES.get(sweep["scale"])
+    if scale is None:
+        claims = build_claims()
+    else:
+        claims = build_claims(scale.windows, scale_config(scale).train.weight_decay)
+    return [c for c in claims if c.suite in sweep["suites"]]
 
 
-def _claim_plot(claim: Claim, results: Results, folder: Path) -> Path | None:
+def evaluate(results: Results, claims: list[Claim], scale: str) -> list[tuple[Claim, Finding]]:
+    return [(c, c.evaluate(results, scale)) for c in claims]
+
+
+def _curves(results: Results, names: list[str]) -> dict[str, list[list[tuple[float, float]]]]:
+    out = {}
+    for name in names:
+        seeds = [
+            [(float(h["step"]), float(h["sink_percent"][0])) for h in r.history if h.get("sink_percent")]
+            for r in results[name].seeds
+        ]
+        if any(seeds):
+            out[name] = [s for s in seeds if s]
+    return out
+
+
+def _claim_figure(claim: Claim, results: Results, folder: Path) -> Path | None:
     names = [n for n in claim.runs if n in results]
     if not names:
         return None
-    positions = 4 if claim.id.startswith(("fixed", "random", "prefix")) else 1
-    if claim.id == "prefix-lm":
-        positions = 6
-    return plots.sink_bars(
-        {n: results[n].sink_percent for n in names}, positions, claim.text, folder / f"claim_{claim.id}.png"
+    slot = any(results[n].slot_sink is not None for n in names)
+    metric, label = (slot_sink, "Sink_1* on the slot (%)") if slot else (sink_k(1), "Sink_1 (%)")
+    values = {n: [v for r in results[n].seeds if (v := metric(r)) is not None] for n in names}
+    if slot:  # runs without a slot show Sink_1 beside the slot runs
+        values = {
+            n: v or [x for r in results[n].seeds if (x := sink_k(1)(r)) is not None]
+            for n, v in values.items()
+        }
+    return plots.claim_figure(
+        values,
+        _curves(results, names),
+        label,
+        f"{claim.text}\npaper: {claim.paper}",
+        folder / f"claim_{claim.id}.png",
     )
+
+
+def _run_rows(results: Results) -> list[dict[str, str]]:
+    rows = []
+    for name, run in results.items():
+        cells = {"run": name, "n": str(len(run.seeds))}
+        for key, metric in (
+            ("sink_1", sink_k(1)),
+            ("sink_2", sink_k(2)),
+            ("slot", slot_sink),
+            ("loss", val_loss),
+        ):
+            stat = run.stat(metric)
+            cells[key] = stat.text(3 if key == "loss" else 2).replace(f" (n={stat.n})", "") if stat else "–"
+        rows.append(cells)
+    return rows
 
 
 def write_report(out: Path) -> tuple[Path, Path, list[tuple[Claim, Finding]]]:
     """Write OUT/report.md, OUT/report.html and OUT/claims.json from the finished runs under OUT/runs."""
     out = Path(out)
     sweep = read_sweep(out)
-    results = load_results(out)
-    findings = evaluate(results, sweep["suites"], sweep["scale"])
+    results, unreadable = load_results(out)
+    claims = claims_for_sweep(sweep)
+    findings = evaluate(results, claims, sweep["scale"])
     figures = out / "figures"
-    images = {c.id: _claim_plot(c, results, figures) for c, _ in findings}
-    histories = {n: r.history for n, r in results.items() if r.history}
-    curve = None
-    if histories:
-        curve = plots.curves(
-            histories,
-            lambda h: (h.get("sink_percent") or [None])[0],
-            "Sink_1 (%)",
-            "Sink_1 during training",
-            figures / "sink1_curves.png",
-            x_key="tokens" if all("tokens" in h for v in histories.values() for h in v) else "step",
-        )
+    images = {c.id: _claim_figure(c, results, figures) for c, _ in findings}
+    rule = Rule(results, sweep["scale"])
+    overview = _overview(results, claims, rule, figures)
     counts = {v: sum(f.verdict == v for _, f in findings) for v in VERDICTS}
-    md = _markdown(sweep, results, findings, images, curve, counts, out)
+    context = {
+        "sweep": sweep,
+        "results": results,
+        "findings": findings,
+        "counts": counts,
+        "rows": _run_rows(results),
+        "unreadable": unreadable,
+        "not_covered": NOT_COVERED,
+        "onset": rule.onset_text(),
+        "rule": rule_text(),
+        "seeds": sorted({len(r.seeds) for r in results.values()}),
+    }
+    md = _render("report.md.j2", context, images=_relative(images, out), overview=_rel(overview, out))
     md_path = atomic_write_text(out / "report.md", md)
-    html_path = atomic_write_text(out / "report.html", _html(sweep, results, findings, images, curve, counts))
-    atomic_write_json(
-        out / "claims.json",
-        [{"id": c.id, "claim": c.text, "paper": c.paper, **asdict(f)} for c, f in findings],
+    page = _render(
+        "report.html.j2",
+        context,
+        images={k: plots.png_data_uri(p) for k, p in images.items() if p},
+        overview=plots.png_data_uri(overview) if overview else None,
+        colours=VERDICT_COLOURS,
     )
+    html_path = atomic_write_text(out / "report.html", page)
+    atomic_write_json(out / "claims.json", claims_json(findings, results))
     return md_path, html_path, findings
 
 
-def claim_table(findings: list[tuple[Claim, Finding]]) -> str:
-    rows = ["| claim | paper | ours | verdict |", "|---|---|---|---|"]
-    rows += [f"| {c.text} | {c.paper} | {f.ours} | **{f.verdict}** |" for c, f in findings]
-    return "\n".join(rows)
-
-
-def _markdown(sweep, results, findings, images, curve, counts, out: Path) -> str:
-    lines = [
-        f"# sinklab reproduce: {', '.join(sweep['suites'])} at scale {sweep['scale']}",
-        "",
-        f"{len(results)} finished runs. Verdicts: "
-        + ", ".join(f"{v} {n}" for v, n in counts.items() if n)
-        + ".",
-        f"Scale note: {sweep.get('note', '')}. Sink_k is the share of heads with α_k > 0.3 (%), on "
-        "100 validation sequences of 64 tokens; * = on the sink slot.",
-        "",
-        claim_table(findings),
-        "",
-        "## Runs",
-        "",
-        "| run | Sink_1 | Sink_2 | Sink_1* | val loss |",
-        "|---|---|---|---|---|",
-    ]
-    for name, r in sorted(results.items()):
-        slot = f"{r.slot_sink:.2f}" if r.slot_sink is not None else "–"
-        loss = f"{r.val_loss:.3f}" if r.val_loss is not None else "–"
-        lines.append(f"| {name} | {r.sink(1):.2f} | {r.sink(2):.2f} | {slot} | {loss} |")
-    lines += ["", "## Figures", ""]
-    if curve:
-        lines.append(f"![Sink_1 during training]({curve.relative_to(out)})")
-    for c, _ in findings:
-        if images.get(c.id):
-            lines.append(f"![{c.text}]({images[c.id].relative_to(out)})")
-    return "\n".join(lines) + "\n"
-
-
-def _html(sweep, results, findings, images, curve, counts) -> str:
-    colour = {
-        "reproduced": "#1a7f37",
-        "contradicted": "#cf222e",
-        "not at this scale": "#9a6700",
-        "missing": "#666",
-    }
-    rows = "".join(
-        f"<tr><td>{html.escape(c.text)}</td><td>{html.escape(c.paper)}</td><td>{html.escape(f.ours)}</td>"
-        f"<td style='color:{colour[f.verdict]};font-weight:bold'>{f.verdict}</td></tr>"
+def claims_json(findings: list[tuple[Claim, Finding]], results: Results) -> list[dict[str, Any]]:
+    """One entry per claim: the finding, the rule that decided it, and every seed of every run it reads."""
+    return [
+        {
+            "id": c.id,
+            "claim": c.text,
+            "paper": c.paper,
+            "ours": f.ours,
+            "verdict": f.verdict,
+            "rule": f.rule,
+            "runs": {n: results[n].per_seed() for n in c.runs if n in results},
+        }
         for c, f in findings
+    ]
+
+
+def rule_text() -> str:
+    return (
+        f"A run's value is the mean of its last {LAST_EVALS} evaluations, averaged over seeds "
+        "([min–max] over seeds, n seeds). Two values differ only beyond max(one head's worth = "
+        "100 / (layers x heads), 2 x the pooled seed sd). "
+        f"A run has a sink at Sink_1 >= {SINK_PRESENT:g} % and none at <= {SINK_ABSENT:g} %; a run without "
+        f"a sink counts as evidence only after >= {ONSET_FACTOR:g} x the default's sink onset (steps and "
+        "tokens), else the verdict is 'not at this scale'. 'inconclusive': the difference is within noise."
     )
-    figs = "".join(
-        f"<figure><img src='{plots.png_data_uri(p)}'><figcaption>{html.escape(c.text)}</figcaption></figure>"
-        for c, _ in findings
-        if (p := images.get(c.id))
+
+
+def _overview(results: Results, claims: list[Claim], rule: Rule, figures: Path) -> Path | None:
+    by_suite: dict[str, list[str]] = {}
+    for c in claims:
+        for n in c.runs:
+            if n in results and n not in by_suite.setdefault(c.suite, []):
+                by_suite[c.suite].append(n)
+    panels = {s: _curves(results, names) for s, names in by_suite.items()}
+    panels = {s: p for s, p in panels.items() if p}
+    if not panels:
+        return None
+    onset = float(rule.onset[0]) if rule.onset else None
+    return plots.suite_curves(panels, figures / "sink1_curves.png", onset=onset)
+
+
+def _relative(images: dict[str, Path | None], out: Path) -> dict[str, str]:
+    return {k: str(p.relative_to(out)) for k, p in images.items() if p}
+
+
+def _rel(path: Path | None, out: Path) -> str | None:
+    return str(path.relative_to(out)) if path else None
+
+
+def _render(template: str, context: dict[str, Any], **extra: Any) -> str:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("sinklab.experiments", "templates"),
+        autoescape=jinja2.select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
     )
-    top = f"<figure><img src='{plots.png_data_uri(curve)}'></figure>" if curve else ""
-    summary = ", ".join(f"{v}: {n}" for v, n in counts.items() if n)
-    return f"""<!doctype html><meta charset="utf-8"><title>sinklab reproduce</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto}}
-table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;font-size:14px}}
-figure{{display:inline-block;margin:8px}}
-img{{max-width:520px}}</style>
-<h1>sinklab reproduce: {html.escape(", ".join(sweep["suites"]))} at scale {html.escape(sweep["scale"])}</h1>
-<p>{len(results)} finished runs. {html.escape(summary)}. {html.escape(sweep.get("note", ""))}</p>
-<table><tr><th>claim</th><th>paper</th><th>ours</th><th>verdict</th></tr>{rows}</table>
-<h2>Figures</h2>{top}{figs}
-"""
+    return env.get_template(template).render(**context, **extra)
+
+
+def claim_table(findings: list[tuple[Claim, Finding]]) -> str:
+    rows = ["| claim | paper | ours | verdict | rule |", "|---|---|---|---|---|"]
+    rows += [f"| {c.text} | {c.paper} | {f.ours} | **{f.verdict}** | {f.rule} |" for c, f in findings]
+    return "\n".join(rows)

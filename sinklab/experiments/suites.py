@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sinklab.registry import Registry
 
@@ -32,7 +33,8 @@ class Scale:
     batch_size: int
     windows: tuple[int, int]  # a small and a large attention window (both < the eval length to matter)
     note: str = ""
-    eval_length: int = 64
+    eval_length: int = 64  # windowed runs are evaluated at this length, where both windows matter
+    seeds: int = 1  # seeds per run unless `reproduce --seeds` says otherwise
 
 
 MICRO = (
@@ -79,6 +81,7 @@ SCALES: dict[str, Scale] = {
         batch_size=8,
         windows=(8, 32),
         note="tiny CPU scale: the demo recipe (2 x 128, BOS at position 0) for 4000 steps",
+        seeds=3,
     ),
     "small": Scale(
         name="small",
@@ -112,6 +115,31 @@ SCALES: dict[str, Scale] = {
 }
 
 
+def scale_config(scale: Scale, overrides: tuple[str, ...] = ()) -> Any:
+    """The RunConfig a run of this scale trains with (`overrides`: the run's own)."""
+    from sinklab.config import apply_overrides
+    from sinklab.train.presets import get_run_preset
+
+    return apply_overrides(get_run_preset(scale.preset), [*scale.base, *overrides])
+
+
+def with_seeds(specs: list[RunSpec], seeds: int) -> list[RunSpec]:
+    """Each run trained with seeds 0..seeds-1; seed 0 keeps the run's name, seed k is NAME-seed{k}."""
+    from sinklab.experiments.claims import seed_run_name
+
+    if seeds < 1:
+        raise ValueError(f"--seeds must be >= 1, got {seeds}")
+    return [
+        spec
+        if k == 0
+        else RunSpec(
+            seed_run_name(spec.name, k), (*spec.overrides, f"train.seed={k}"), f"{spec.description}, seed {k}"
+        )
+        for spec in specs
+        for k in range(seeds)
+    ]
+
+
 def get_scale(name: str) -> Scale:
     if name not in SCALES:
         raise ValueError(f"unknown scale {name!r}; accepted: {', '.join(SCALES)}")
@@ -135,6 +163,11 @@ def optimization(scale: Scale) -> list[RunSpec]:
         ("lr_x0.25", (f"train.lr={scale.lr / 4:g}",), "learning rate x1/4"),
         ("batch_x0.5", (f"train.batch_size={scale.batch_size // 2}",), "batch size x1/2"),
         ("batch_x2", (f"train.batch_size={scale.batch_size * 2}",), "batch size x2"),
+        (
+            "lr_x0.5_steps_x2",
+            (f"train.lr={scale.lr / 2:g}", f"train.steps={scale_config(scale).train.steps * 2}"),
+            "learning rate x1/2 for twice the steps (lr x steps fixed, Table 9)",
+        ),
     )
 
 
@@ -161,6 +194,7 @@ def data(scale: Scale) -> list[RunSpec]:
         ("random_x1", ("data.random_start=0", "data.random_end=1"), "x1 random"),
         ("random_x1x2", ("data.random_start=0", "data.random_end=2"), "x1 and x2 random"),
         ("random_x2", ("data.random_start=1", "data.random_end=2"), "x2 random"),
+        ("random_x1to4", ("data.random_start=0", "data.random_end=4"), "x1 to x4 random"),
         # The fixed token must be the only constant one, as in the paper: no BOS at position 1 beside it
         # (scales that prepend a BOS would otherwise test "BOS + a fixed token at p").
         ("fixed_pos1", ("data.bos=none", "data.fixed_position=0"), "a fixed token at position 1, no BOS"),
@@ -171,33 +205,49 @@ def data(scale: Scale) -> list[RunSpec]:
 
 @SUITES.register("loss")
 def loss(scale: Scale) -> list[RunSpec]:
-    """Weight decay, prefix LM, shifted-window attention (paper Sec. 6, Table 2, Figs. 5-6)."""
-    small, large = scale.windows
+    """Weight decay, prefix LM, shifted-window attention (paper Sec. 6, Table 2, Figs. 5-6).
+
+    Weight decay trains the paper's grid 0, 0.1, 0.5, 1, 5 (the grid value equal to the scale's own default
+    is the default run). Windowed runs are evaluated at the scale's eval_length, where both windows matter.
+    """
+    from sinklab.experiments.claims import wd_run, window_run
+
+    default_wd = scale_config(scale).train.weight_decay
+    decays = [
+        (wd_run(g, default_wd), (f"train.weight_decay={g:g}",), f"weight decay {g:g}")
+        for g in WEIGHT_DECAYS
+        if wd_run(g, default_wd) != "default"
+    ]
+    windows = [
+        (
+            window_run(w),
+            (
+                "model.attention.mask=window",
+                f"model.attention.window={w}",
+                f"data.eval_length={scale.eval_length}",
+            ),
+            f"window of {w} keys, evaluated at T = {scale.eval_length}",
+        )
+        for w in scale.windows
+    ]
     return _specs(
-        ("wd_0", ("train.weight_decay=0",), "weight decay 0"),
-        ("wd_0.5", ("train.weight_decay=0.5",), "weight decay 0.5"),
-        ("wd_5", ("train.weight_decay=5",), "weight decay 5.0"),
+        *decays,
         ("prefix_5", ("model.attention.mask=prefix", "model.attention.prefix=5"), "prefix LM, p = 5"),
-        (
-            f"window_{small}",
-            ("model.attention.mask=window", f"model.attention.window={small}"),
-            "small window",
-        ),
-        (
-            f"window_{large}",
-            ("model.attention.mask=window", f"model.attention.window={large}"),
-            "large window",
-        ),
+        *windows,
     )
+
+
+WEIGHT_DECAYS = (0.0, 0.1, 0.5, 1.0, 5.0)  # the paper's Table 2 around its default 0.1
 
 
 @SUITES.register("architecture")
 def architecture(scale: Scale) -> list[RunSpec]:
     """Positions, FFN, LN position, heads, KV biases, attention kernels (paper Sec. 7, Tables 3-6, 11-15)."""
+    sigmoid = ("model.attention.kernel=sigmoid", "model.attention.normalize=false")
     kernels = [
         (
             "sigmoid_nonorm",
-            ("model.attention.kernel=sigmoid", "model.attention.normalize=false"),
+            sigmoid,
             "sigmoid attention without normalisation",
         ),
         (
@@ -244,8 +294,24 @@ def architecture(scale: Scale) -> list[RunSpec]:
         ("kv_bias_k", ("model.kv_bias=k",), "learnable key bias, zero value (per head)"),
         ("kv_bias_kv", ("model.kv_bias=kv",), "learnable key and value biases (per head)"),
         ("kv_bias_v", ("model.kv_bias=v",), "learnable value bias only"),
+        ("kv_bias_k_shared", ("model.kv_bias=k", "model.kv_bias_per_head=false"), "key bias shared by heads"),
+        (
+            "kv_bias_kv_shared",
+            ("model.kv_bias=kv", "model.kv_bias_per_head=false"),
+            "key and value biases shared by heads",
+        ),
+        ("kv_bias_k_v20", ("model.kv_bias=k", "model.kv_bias_value=20"), "key bias, fixed value v* = 20 e1"),
+        ("kv_bias_k_da1", ("model.kv_bias=k", "model.kv_bias_key_dims=1"), "key bias, 1 learnable dim"),
         ("sink_token", ("model.kv_bias=sink_token",), "a learnable sink token prepended"),
         *kernels,
+        *[
+            (f"sigmoid_nonorm_{tag}", (*sigmoid, setting), f"sigmoid attention without normalisation, {tag}")
+            for tag, setting in (
+                ("lr_x2", f"train.lr={scale.lr * 2:g}"),
+                ("lr_x0.25", f"train.lr={scale.lr / 4:g}"),
+                ("wd_0", "train.weight_decay=0"),
+            )
+        ],
     )
 
 

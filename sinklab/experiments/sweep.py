@@ -3,13 +3,16 @@ run several at once (one torch thread each), and say how long it will take befor
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -80,11 +83,62 @@ def check_not_stale(
 
 
 def train_command(spec: RunSpec, scale: Scale, run_dir: Path, state: str) -> list[str]:
+    run_dir = Path(run_dir).resolve()  # children run in a neutral working directory
     base = [sys.executable, "-m", "sinklab.cli", "train"]
     if state == RESUME:
         return [*base, "--resume", str(run_dir)]
     sets = [arg for item in (*scale.base, *spec.overrides) for arg in ("--set", item)]
     return [*base, "--preset", scale.preset, *sets, "--out", str(run_dir)]
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: its own process group (so signals reach a trainer and its torchrun
+    workers together), and SIGTERM when the parent dies, even by kill -9 (Linux)."""
+    os.setpgid(0, 0)
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def start_child(cmd: list[str], log: Any, env: dict[str, str], cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd, preexec_fn=_die_with_parent
+    )
+
+
+def stop_children(procs: list[subprocess.Popen], grace: float = 30.0) -> None:
+    """SIGTERM each child's process group (a trainer stops cleanly, keeping its checkpoints), then SIGKILL
+    whatever is still running after `grace` seconds; returns once none is left."""
+    alive = [p for p in procs if p.poll() is None]
+    for proc in alive:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for proc in alive:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Any:
+    """SIGTERM (timeout, Slurm, systemd) handled like Ctrl-C: the sweep's finally stops every child."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @dataclass
@@ -133,14 +187,29 @@ def _logged_step(run_dir: Path) -> int:
 def run_sweep(
     specs: list[RunSpec], scale: Scale, out: Path, jobs: int = 1, progress: bool = True
 ) -> SweepOutcome:
-    out = Path(out)
+    """Train every unfinished run, `jobs` at a time; Ctrl-C or SIGTERM stops every child cleanly (they keep
+    their checkpoints) and the same call later finishes the work."""
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"--jobs must be an integer >= 1 (runs at once), got {jobs!r}")
+    with terminate_as_interrupt():
+        return _run_sweep(specs, scale, Path(out), jobs, progress)
+
+
+def _last_error(log_path: Path) -> str:
+    """The child's own error line (`sinklab train: error: ...`), if it printed one."""
+    lines = [x for x in log_path.read_text(errors="replace").splitlines() if "error:" in x]
+    return f": {lines[-1].split('error:', 1)[1].strip()}" if lines else ""
+
+
+def _run_sweep(specs: list[RunSpec], scale: Scale, out: Path, jobs: int, progress: bool) -> SweepOutcome:
     check_not_stale(specs, scale, out)
     (out / "logs").mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     states = {s.name: run_state(out / "runs" / s.name) for s in specs}
     skipped = [n for n, st in states.items() if st == FINISHED]
     todo = [s for s in specs if states[s.name] != FINISHED]
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    # PYTHONSAFEPATH: a `sinklab/` folder in the working directory must not shadow the installed package.
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONSAFEPATH="1")
     running: dict[str, tuple[subprocess.Popen, Path]] = {}
     finished: list[str] = []
     failed: dict[str, str] = {}
@@ -164,7 +233,7 @@ def run_sweep(
                     cmd = train_command(spec, scale, run_dir, states[spec.name])
                     log.write("$ " + " ".join(cmd) + "\n")
                     log.flush()
-                    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+                    proc = start_child(cmd, log, env, cwd=out.resolve())
                 running[spec.name] = (proc, log_path)
             time.sleep(1.0)
             done_steps = sum(min(_logged_step(out / "runs" / n), total[n]) for n in total)
@@ -177,9 +246,10 @@ def run_sweep(
                     finished.append(name)
                 else:
                     failed[name] = str(log_path)
-                    bar.write(f"run {name} failed (exit {proc.returncode}); see {log_path}")
+                    bar.write(
+                        f"run {name} failed (exit {proc.returncode}{_last_error(log_path)}); see {log_path}"
+                    )
     finally:
-        for proc, _ in running.values():
-            proc.terminate()
+        stop_children([proc for proc, _ in running.values()])
         bar.close()
     return SweepOutcome(finished, skipped, failed, time.monotonic() - started)

@@ -49,8 +49,11 @@ def test_registered_path_matches_eager_maps(model_type: str, tmp_path: Path) -> 
 
     net = hf.load_hf_model(str(folder))
     runner = hf.prepare_hf(net, name=model_type)
-    expected = hf.BACKEND_EAGER if model_type == "falcon" else hf.BACKEND_REGISTRY
-    assert runner.backend == expected
+    # Which path a model takes is the transformers release's business (Falcon moved to the registry in
+    # 5.25); what must hold is that either path gives eager's maps. Falcon may take either.
+    assert runner.backend in (hf.BACKEND_REGISTRY, hf.BACKEND_EAGER)
+    if model_type != "falcon":
+        assert runner.backend == hf.BACKEND_REGISTRY
     result = _record_result(runner, ids, batch_size=2, analyses=True, query_block=7, progress=False)
     np.testing.assert_allclose(result.alpha, ref_alpha, atol=1e-5)
     for e in EPS:
@@ -61,7 +64,7 @@ def test_registered_path_matches_eager_maps(model_type: str, tmp_path: Path) -> 
         assert result.slot_alpha is not None
         np.testing.assert_allclose(result.slot_alpha, (1.0 + ref_slot) / (T + 1), atol=1e-5)
         assert ref_slot.mean() > 0.1
-    elif model_type != "falcon":
+    elif runner.backend == hf.BACKEND_REGISTRY:
         assert result.slot_alpha is None
         assert result.key_norm is not None and result.key_norm.shape == (2, T)
     assert result.hidden_norm is not None and result.hidden_norm.shape == (3, T)
