@@ -34,6 +34,22 @@ def _registry_entries(registry: Registry, order: list[str] | None = None) -> lis
     return [(name, _doc(registry.get(name))) for name in (order or registry.names())]
 
 
+# Variants set by a flag rather than a registry entry; listed so that `sinklab list` names every variant.
+FLAG_VARIANTS: list[tuple[str, str]] = [
+    ("model.attention.gate=true", "gated attention: a sigmoid gate on each head's output (Qiu et al. 2025)"),
+    ("model.norm_position=post", "post-LN: x <- N(x + f(x)), no final norm (paper Sec. 7.2)"),
+    ("model.attention.heads=addition", "heads summed instead of concatenated (paper Table 12 left)"),
+    ("model.n_kv_head=N", "grouped-query attention with N key/value heads"),
+    (
+        "model.attention.normalize=false",
+        "no row normalisation (sigmoid, elu, linear kernels; paper Sec. 7.4)",
+    ),
+    ("model.kv_bias_per_head=false", "K/V biases shared by all heads (paper Table 12 right)"),
+    ("model.kv_bias_value=M", "a fixed, non-learned value bias v* = M * direction (paper Table 5)"),
+    ("model.kv_bias_key_dims=D", "only D learnable dims of the key bias (paper Table 13)"),
+]
+
+
 def sections() -> list[tuple[str, list[tuple[str, str]]]]:
     out = [
         ("kernels (model.attention.kernel)", _registry_entries(KERNELS)),
@@ -42,6 +58,7 @@ def sections() -> list[tuple[str, list[tuple[str, str]]]]:
         ("sinks (model.kv_bias)", _registry_entries(KV_BIASES)),
         ("mlps (model.mlp)", _registry_entries(MLPS)),
         ("norms (model.norm)", _registry_entries(NORMS)),
+        ("variants that are config flags", FLAG_VARIANTS),
         ("model presets", _registry_entries(PRESETS, preset_names())),
         *_run_sections(),
     ]
