@@ -157,6 +157,12 @@ class _LinearKernel(Kernel):
     def linear_scan(self) -> bool:
         return not self.normalize
 
+    @property
+    def rows_sum_to_one(self) -> bool:
+        # Z = max(|sum w|, 1) leaves rows summing to anything in [-1, 1] (and weights may be negative), so
+        # the metric uses the paper's proxy |w| / sum |w| for these kernels, normalised or not.
+        return False
+
     def normalize_rows(self, w: torch.Tensor) -> torch.Tensor:
         return _abs_max1_normalize(w)
 
@@ -170,6 +176,10 @@ class LinearElu(_LinearKernel):
     """phi(x) = elu(x) + 1; Z = sum w + 1e-8 when normalised (paper Table 6, kernel `elu`)."""
 
     normalize_default = True
+
+    @property
+    def rows_sum_to_one(self) -> bool:
+        return self.normalize  # positive features divided by their sum
 
     def features(self, x):
         return F.elu(x) + 1.0

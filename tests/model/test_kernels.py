@@ -114,3 +114,24 @@ def test_sigmoid_log_len_bias_is_minus_log_t():
     w, _ = kern.weights(s, torch.ones(1, 2, dtype=torch.bool), BlockInfo(torch.tensor([2]), seq_len=10))
     expected = torch.sigmoid(s + 0.5 - math.log(10))
     torch.testing.assert_close(w, expected)
+
+
+@pytest.mark.parametrize(("name", "normalize"), CASES)
+def test_rows_sum_to_one_says_the_truth(name, normalize):
+    """The record skips the paper's proxy only where a kernel claims its rows sum to one: the claim must
+    hold (weights plus any slot), and a kernel whose rows do not sum to one must not claim it."""
+    from .helpers import tiny_model
+
+    torch.manual_seed(3)
+    model = tiny_model(attention={"kernel": name, "normalize": normalize, **EXTRA_OPTIONS.get(name, {})})
+    with torch.no_grad():
+        for layer in model.layers:  # larger scores, so that max(|sum w|, 1) is not simply 1
+            layer.self_attn.q_proj.weight.mul_(3.0)
+            layer.self_attn.k_proj.weight.mul_(3.0)
+    ids = torch.randint(0, 37, (2, 12))
+    _, maps = model(ids, return_weights=True)
+    weights, slot = maps[0]
+    total = weights.sum(-1) + (slot if slot is not None else 0.0)
+    sums_to_one = bool(torch.allclose(total, torch.ones_like(total), atol=1e-6))
+    kernel = model.layers[0].self_attn.kernel
+    assert kernel.rows_sum_to_one == sums_to_one, (name, normalize, total.min().item(), total.max().item())
