@@ -10,7 +10,7 @@ model whose forward takes `record=` (sinklab's SinkLM) or any HF causal LM, on g
 
 from __future__ import annotations
 
-import json
+import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,7 +22,18 @@ from torch import nn
 
 from sinklab.measure import hf
 from sinklab.measure.analysis import build_metrics, jsonable
+from sinklab.measure.checks import (
+    MeasureError,
+    check_count,
+    check_eps,
+    has_sinklab_config,
+    looks_like_path,
+    prepare_out,
+    remove_created,
+)
+from sinklab.measure.inputs import BOS_MODES, check_size, check_spec, load_inputs
 from sinklab.measure.metrics import DEFAULT_EPS, proxy_normalize
+from sinklab.measure.outputs import write_outputs
 from sinklab.measure.record import QUERY_BLOCK, AttentionRecord, RecordResult
 
 MAP_SAMPLES = 4  # samples in the second pass that recomputes the strongest head's full map
@@ -54,12 +65,14 @@ class MeasureResult:
     slot: dict[str, Any] | None = None  # mass of a sink slot / sink logit (gpt-oss `sinks`)
     notes: list[str] = field(default_factory=list)
     out: str | None = None
+    written: list[str] = field(default_factory=list)  # files written to `out`
     head_map: np.ndarray | None = field(default=None, repr=False)  # (T, T) mean map of the strongest head
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("head_map")
         d.pop("out")
+        d.pop("written")
         return jsonable(d)
 
 
@@ -186,32 +199,79 @@ def strongest_head_map(runner: Any, ids: torch.Tensor, layer: int, head: int, ba
 
 
 # ---- loading any model --------------------------------------------------------------------------
+# Files any transformers tokenizer is saved as; a folder without one has no tokenizer (transformers 5 would
+# build an empty one from the config, whose single id would clamp the vocabulary).
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "tokenizer.model",
+    "vocab.json",
+    "vocab.txt",
+    "merges.txt",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+)
+MIN_TOKENIZER_SIZE = 16  # fewer ids is an empty placeholder, not a tokenizer (a byte-level one has 256+)
+TOKENIZER_ERRORS = (OSError, ValueError, TypeError, KeyError, AttributeError, ImportError)
+
+
 @dataclass
 class Loaded:
     runner: Any
     tokenizer: Any | None
     name: str
-    vocab_size: int
+    vocab_size: int  # rows of the input embedding: every input id must be below it
     bos_id: int | None
     notes: list[str] = field(default_factory=list)
+    draw_size: int | None = None  # ids random/repeat draw from: the tokenizer's, where it has fewer
 
 
-def _sinklab_dir(path: Path) -> bool:
-    """A sinklab model folder (config.json with "format": "sinklab"), even a broken one, so that its own
-    loader reports what is wrong instead of transformers."""
-    cfg = path / "config.json"
-    if not cfg.is_file():
-        return False
-    try:
-        return json.loads(cfg.read_text()).get("format") == "sinklab"
-    except (json.JSONDecodeError, AttributeError, OSError):
-        return False
+def has_tokenizer_files(folder: Path) -> bool:
+    return any((folder / name).is_file() for name in TOKENIZER_FILES) or any(folder.glob("*.tiktoken"))
 
 
-def _load_tokenizer(source: str | Path, **kwargs: Any) -> Any:
+def load_tokenizer(source: str | Path, **kwargs: Any) -> Any:
+    """--tokenizer (a folder or hub id), with an error that names it when it is missing or unusable."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(str(source), **kwargs)
+    name = str(source)
+    local = Path(name).expanduser()
+    accepted = "--tokenizer takes a folder with tokenizer.json or tokenizer_config.json, or a hub id"
+    if not local.exists() and looks_like_path(name):
+        raise FileNotFoundError(f"--tokenizer {name!r} does not exist; {accepted}")
+    if local.is_file():
+        raise MeasureError(f"--tokenizer {name!r} is a file; {accepted}")
+    if local.is_dir() and not has_tokenizer_files(local):
+        raise MeasureError(f"--tokenizer {name!r} holds no tokenizer files; {accepted}")
+    try:
+        tok = AutoTokenizer.from_pretrained(name, **kwargs)
+    except TOKENIZER_ERRORS as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise MeasureError(f"cannot load --tokenizer {name!r} ({first}); {accepted}") from err
+    if len(tok) < MIN_TOKENIZER_SIZE:
+        raise MeasureError(f"--tokenizer {name!r} has only {len(tok)} token(s): not a usable tokenizer")
+    return tok
+
+
+def _own_tokenizer(source: str | Path, notes: list[str], *, local_files: bool, **kwargs: Any) -> Any | None:
+    """The model's own tokenizer, or None with a note: measuring ids:/random/repeat needs none."""
+    from transformers import AutoTokenizer
+
+    folder = Path(source).expanduser()
+    if local_files and folder.is_dir() and not has_tokenizer_files(folder):
+        notes.append(f"no tokenizer files in {source} (text and hf: inputs need --tokenizer)")
+        return None
+    try:
+        tok = AutoTokenizer.from_pretrained(str(source), **kwargs)
+    except TOKENIZER_ERRORS as err:
+        notes.append(f"no tokenizer loaded ({type(err).__name__}); text and hf: inputs need --tokenizer")
+        return None
+    if len(tok) < MIN_TOKENIZER_SIZE:
+        notes.append(
+            f"the tokenizer of {source} has only {len(tok)} token(s); ignored (text inputs need --tokenizer)"
+        )
+        return None
+    return tok
 
 
 def load_model(
@@ -229,20 +289,23 @@ def load_model(
     dev = hf.resolve_device(device)
     torch_dtype = hf.resolve_dtype(dtype)
     notes: list[str] = []
-    tok = tokenizer if tokenizer is not None and not isinstance(tokenizer, (str, Path)) else None
+    # An explicit --tokenizer is loaded first: a typo there is found before the model loads.
+    tok = tokenizer  # None, a tokenizer object, or a folder / hub id to load now
+    if isinstance(tokenizer, str | Path):
+        tok = load_tokenizer(tokenizer, trust_remote_code=trust_remote_code)
     if isinstance(model, nn.Module):
         name = type(model).__name__
         runner = as_runner(model.to(dev), name=name, query_block=query_block)
     else:
         name = str(model)
         path = Path(model).expanduser()
-        sinklab_dir = next((p for p in (path, path / "model") if p.is_dir() and _sinklab_dir(p)), None)
+        sinklab_dir = next((p for p in (path, path / "model") if p.is_dir() and has_sinklab_config(p)), None)
         if sinklab_dir is not None:
             from sinklab.model import load_pretrained
 
             net = load_pretrained(sinklab_dir).to(device=dev, dtype=torch_dtype).eval()
             runner = hf.RecordRunner(net, name=name)
-            if tok is None and tokenizer is None:
+            if tok is None:
                 # run dir: DIR/tokenizer; model dir DIR/model or checkpoint DIR/checkpoints/step_X[/model]
                 for cand in (
                     path / "tokenizer",
@@ -251,7 +314,7 @@ def load_model(
                     path.parent.parent.parent / "tokenizer",
                 ):
                     if (cand / "tokenizer_config.json").exists() or (cand / "tokenizer.json").exists():
-                        tok = _load_tokenizer(cand)
+                        tok = _own_tokenizer(cand, notes, local_files=True)
                         break
                 else:
                     notes.append(
@@ -267,19 +330,18 @@ def load_model(
                 dtype=torch_dtype,
             )
             runner = hf.prepare_hf(net, name=name, query_block=query_block)
-            if tok is None and tokenizer is None:
-                try:
-                    extra = {"gguf_file": gguf_file} if gguf_file else {}
-                    tok = _load_tokenizer(name, trust_remote_code=trust_remote_code, **extra)
-                except (OSError, ValueError, TypeError) as err:
-                    notes.append(f"no tokenizer loaded ({type(err).__name__}); text inputs need --tokenizer")
-    if tok is None and isinstance(tokenizer, (str, Path)):
-        tok = _load_tokenizer(tokenizer, trust_remote_code=trust_remote_code)
+            if tok is None:
+                extra = {"gguf_file": gguf_file} if gguf_file else {}
+                # A GGUF file carries its tokenizer; a plain folder needs tokenizer files next to the model.
+                tok = _own_tokenizer(
+                    name, notes, local_files=gguf_file is None, trust_remote_code=trust_remote_code, **extra
+                )
     net = runner.model
     emb = net.get_input_embeddings() if hasattr(net, "get_input_embeddings") else None
     vocab = int(emb.num_embeddings) if emb is not None else int(getattr(net.config, "vocab_size", 0))
-    if tok is not None:
-        vocab = min(vocab, len(tok)) if vocab else len(tok)
+    if not vocab and tok is not None:
+        vocab = len(tok)
+    draw = min(vocab, len(tok)) if tok is not None else vocab
     bos_id = getattr(tok, "bos_token_id", None) if tok is not None else None
     if bos_id is None:
         cfg = getattr(net, "config", None)
@@ -289,7 +351,72 @@ def load_model(
             f"{type(net).__name__} does not route attention through transformers' attention registry: "
             "measured with eager attention and output_attentions (one batch's maps in memory at a time)"
         )
-    return Loaded(runner=runner, tokenizer=tok, name=name, vocab_size=vocab, bos_id=bos_id, notes=notes)
+    return Loaded(
+        runner=runner, tokenizer=tok, name=name, vocab_size=vocab, bos_id=bos_id, notes=notes, draw_size=draw
+    )
+
+
+def _learned_position_table(net: nn.Module) -> nn.Embedding | None:
+    """An HF model's absolute position table (GPT-2 `wpe`, OPT `embed_positions`): no row past its end."""
+    tokens = net.get_input_embeddings() if hasattr(net, "get_input_embeddings") else None
+    for name, module in net.named_modules():
+        leaf = name.rsplit(".", 1)[-1]
+        positional = leaf == "wpe" or "position" in leaf
+        if isinstance(module, nn.Embedding) and module is not tokens and positional:
+            return module
+    return None
+
+
+def check_length(runner: Any, length: int) -> str | None:
+    """--length against the model's positions: an error where a learned position table ends (no position
+    past it exists), a warning (returned) where RoPE & co. would run on positions never trained."""
+    net = runner.model
+    cfg = getattr(net, "config", None)
+    if runner.backend == hf.BACKEND_SINKLAB:
+        context = getattr(cfg, "context", None)
+        if context is None:
+            return None
+        n_sink = 1 if getattr(net, "sink_token", None) is not None else 0  # a sink token takes a position
+        if length + n_sink <= context:
+            return None
+        if getattr(cfg, "position", None) == "learned":
+            raise MeasureError(
+                f"--length {length} is longer than the model allows: its learned positions cover "
+                f"model.context={context} tokens{' (one is its sink token)' if n_sink else ''}; "
+                f"use --length {context - n_sink} or less"
+            )
+        return (
+            f"--length {length} is longer than model.context={context} the model was built for: "
+            f"its {getattr(cfg, 'position', '')} positions past {context} were never trained"
+        )
+    text_cfg = cfg.get_text_config() if cfg is not None and hasattr(cfg, "get_text_config") else cfg
+    limit = getattr(text_cfg, "max_position_embeddings", None)
+    table = _learned_position_table(net)
+    if table is not None:
+        limit = int(limit) if limit else int(table.num_embeddings)
+        if length > limit:
+            raise MeasureError(
+                f"--length {length} is longer than the model allows: its learned position table has "
+                f"{limit} positions (max_position_embeddings / n_positions); use --length {limit} or less"
+            )
+        return None
+    if limit and length > int(limit):
+        return (
+            f"--length {length} is past the model's max_position_embeddings={limit}: positions beyond it "
+            "were never trained (RoPE and the like run on them without failing), so the result may not "
+            "show how the model behaves"
+        )
+    return None
+
+
+def check_options(
+    eps: float | Sequence[float], length: int, samples: int, batch_size: int, query_block: int
+) -> list[float]:
+    """The numeric options, before anything loads; returns eps as a list of floats."""
+    check_size(length, samples)
+    check_count("--batch-size", batch_size, 1, " (samples per forward pass)")
+    check_count("--query-block", query_block, 1, " (queries per block of recomputed weights)")
+    return check_eps(eps)
 
 
 def measure(
@@ -297,7 +424,7 @@ def measure(
     input: str = "random",
     length: int = 64,
     samples: int = 100,
-    eps: Sequence[float] = (DEFAULT_EPS,),
+    eps: float | Sequence[float] = (DEFAULT_EPS,),
     bos: str = "auto",
     batch_size: int = 8,
     device: str = "auto",
@@ -313,16 +440,66 @@ def measure(
     query_block: int = QUERY_BLOCK,
     progress: bool = False,
 ) -> MeasureResult:
-    """Measure the paper's sink metric (and the Sec. 3 analyses) of `model` on `input`; see the CLI."""
-    from sinklab.measure.inputs import load_inputs
+    """Measure the paper's sink metric (and the Sec. 3 analyses) of `model` on `input`; see the CLI.
 
-    eps = [float(e) for e in (eps if isinstance(eps, Sequence) else [eps])]
-    if not eps:
-        raise ValueError("at least one eps is needed")
-    if batch_size < 1:
-        raise ValueError(f"batch size must be >= 1, got {batch_size}")
-    if query_block < 1:
-        raise ValueError(f"query block must be >= 1 query, got {query_block}")
+    Every option, the form of `input` and `out` are checked before the model loads; `out` is created
+    then and removed again (if still empty) when the measurement fails or is interrupted."""
+    eps = check_options(eps, length, samples, batch_size, query_block)
+    if bos not in BOS_MODES:
+        raise MeasureError(f"unknown --bos {bos!r}; accepted: {', '.join(BOS_MODES)}")
+    check_spec(input)
+    hf.resolve_device(device)  # cheap checks, so that a bad --device or --dtype never creates --out
+    hf.resolve_dtype(dtype)
+    out_path = Path(out).expanduser() if out is not None else None
+    created = prepare_out(out_path) if out_path is not None else None
+    try:
+        res = _measure(
+            model,
+            input,
+            length=length,
+            samples=samples,
+            eps=eps,
+            bos=bos,
+            batch_size=batch_size,
+            device=device,
+            dtype=dtype,
+            tokenizer=tokenizer,
+            gguf_file=gguf_file,
+            trust_remote_code=trust_remote_code,
+            allow_pickle=allow_pickle,
+            analyses=analyses,
+            query_block=query_block,
+            progress=progress,
+        )
+        if out_path is not None:
+            res.written = [str(p) for p in write_outputs(res, out_path, plots=plots)]
+            res.out = str(out)
+    except BaseException:  # Ctrl-C included: an --out made for this run and still empty goes again
+        if out_path is not None:
+            remove_created(created, out_path)
+        raise
+    return res
+
+
+def _measure(
+    model: str | nn.Module,
+    input: str,
+    *,
+    length: int,
+    samples: int,
+    eps: list[float],
+    bos: str,
+    batch_size: int,
+    device: str,
+    dtype: str | torch.dtype | None,
+    tokenizer: str | Any | None,
+    gguf_file: str | None,
+    trust_remote_code: bool,
+    allow_pickle: bool,
+    analyses: bool,
+    query_block: int,
+    progress: bool,
+) -> MeasureResult:
     loaded = load_model(
         model,
         tokenizer=tokenizer,
@@ -333,6 +510,11 @@ def measure(
         dtype=dtype,
         query_block=query_block,
     )
+    runner = loaded.runner
+    warning = check_length(runner, length)
+    if warning is not None:
+        print(f"sinklab measure: warning: {warning}", file=sys.stderr)
+        loaded.notes.append(warning)
     inputs = load_inputs(
         input,
         tokenizer=loaded.tokenizer,
@@ -341,15 +523,15 @@ def measure(
         bos=bos,
         vocab_size=loaded.vocab_size,
         bos_id=loaded.bos_id,
+        draw_size=loaded.draw_size,
     )
-    runner = loaded.runner
     result = _record_result(runner, inputs.ids, batch_size, analyses, query_block, progress)
     metrics = build_metrics(result, eps)
     alpha_first = result.alpha[..., 0].mean(axis=0)  # (L, H)
     layer, head = (int(i) for i in np.unravel_index(int(np.argmax(alpha_first)), alpha_first.shape))
     head_map = strongest_head_map(runner, inputs.ids[:MAP_SAMPLES], layer, head, batch_size)
     param = next(runner.model.parameters())
-    res = MeasureResult(
+    return MeasureResult(
         model=loaded.name,
         samples=int(result.samples),
         length=int(inputs.ids.shape[1]),
@@ -378,9 +560,3 @@ def measure(
         notes=loaded.notes + inputs.notes,
         head_map=head_map,
     )
-    if out is not None:
-        from sinklab.measure.outputs import write_outputs
-
-        write_outputs(res, Path(out), plots=plots)
-        res.out = str(out)
-    return res

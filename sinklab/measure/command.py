@@ -16,17 +16,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gguf-file", default=None, help="GGUF file name inside --model (transformers gguf)")
     parser.add_argument("--tokenizer", default=None, help="tokenizer hub id or folder (default: the model's)")
     parser.add_argument("--input", default="random", help="one of: " + ", ".join(SPEC_FORMS))
-    parser.add_argument("--length", type=int, default=64, help="tokens per sample T (default 64)")
-    parser.add_argument("--samples", type=int, default=100, help="number of samples (default 100)")
+    parser.add_argument("--length", type=int, default=64, help="tokens per sample T >= 2 (default 64)")
+    parser.add_argument("--samples", type=int, default=100, help="number of samples >= 1 (default 100)")
     parser.add_argument(
         "--eps",
         type=float,
         nargs="+",
         default=[0.3],
-        help="thresholds ε; the first is the headline (default 0.3)",
+        help="thresholds ε in (0, 1); the first is the headline (default 0.3)",
     )
     parser.add_argument("--bos", choices=BOS_MODES, default="auto", help="BOS handling (default auto)")
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=8, help="samples per forward pass >= 1 (default 8)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     parser.add_argument(
         "--dtype",
@@ -35,16 +35,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="model dtype (default float32, as the paper); metric maths is always fp32",
     )
     parser.add_argument(
-        "--query-block", type=int, default=QUERY_BLOCK, help="queries per block of recomputed weights"
+        "--query-block", type=int, default=QUERY_BLOCK, help="queries per block of recomputed weights (>= 1)"
     )
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads >= 1 (default: torch's)")
     parser.add_argument("--no-analyses", action="store_true", help="skip norms and angles")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--trust-remote-code", action="store_true", help="allow the model repo's own code")
     parser.add_argument(
         "--allow-pickle", action="store_true", help="allow .bin (pickle) weights; safetensors only by default"
     )
-    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument(
+        "--out",
+        required=True,
+        help="output folder (created if missing; checked for writability before measuring; "
+        "never a sinklab training run's own folder)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,10 +58,12 @@ def run(args: argparse.Namespace) -> int:
     from transformers.utils import logging as hf_logging
 
     from sinklab.measure.api import measure
+    from sinklab.measure.checks import check_count
     from sinklab.measure.outputs import summary
 
     hf_logging.disable_progress_bar()
-    if args.threads:
+    if args.threads is not None:
+        check_count("--threads", args.threads, 1, " (torch CPU threads; leave it out for torch's default)")
         torch.set_num_threads(args.threads)
     result = measure(
         args.model,

@@ -14,8 +14,8 @@ non-causal maps, so the fallback always loads eager explicitly.
 from __future__ import annotations
 
 import inspect
+import json
 import math
-import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,8 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from torch import nn
 
+from sinklab.errors import SinklabError
+from sinklab.measure.checks import MeasureError, looks_like_path
 from sinklab.measure.record import QUERY_BLOCK, AttentionRecord
 
 ATTN_NAME = "sinklab"
@@ -262,7 +265,7 @@ def resolve_device(device: str) -> torch.device:
     if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
         raise ValueError(f"unknown device {device!r}; accepted: auto, cpu, cuda, cuda:N")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was asked for but CUDA is not available")
+        raise SinklabError("--device cuda was asked for but CUDA is not available; use --device cpu or auto")
     return torch.device(device)
 
 
@@ -274,11 +277,6 @@ def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
     if dtype not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; accepted: {', '.join(DTYPES)}")
     return DTYPES[dtype]
-
-
-def _looks_like_path(name: str) -> bool:
-    """A hub id is NAME or ORG/NAME; anything else that does not exist locally is a missing path."""
-    return name.startswith((".", "/", "~")) or name.count("/") > 1 or (os.sep != "/" and os.sep in name)
 
 
 def load_hf_model(
@@ -296,26 +294,37 @@ def load_hf_model(
 
     register()
     local = Path(name).expanduser()
-    if not local.exists() and _looks_like_path(name):
-        raise FileNotFoundError(f"model path {name!r} does not exist")
+    if not local.exists() and looks_like_path(name):
+        raise FileNotFoundError(
+            f"--model {name!r} does not exist; --model takes a Hugging Face model folder, a sinklab run / "
+            "model / checkpoint directory or a hub id (NAME or ORG/NAME)"
+        )
+    if local.is_file():
+        raise MeasureError(
+            f"--model {name!r} is a file; --model takes a folder (config.json + weights, or a GGUF file's "
+            "folder with --gguf-file NAME), a sinklab run / model / checkpoint directory or a hub id"
+        )
     if local.is_dir() and not (local / "config.json").exists() and gguf_file is None:
         raise FileNotFoundError(
-            f"{name!r} has no config.json: not a Hugging Face model folder, sinklab model, run or checkpoint "
-            "directory (a GGUF file needs --gguf-file NAME)"
+            f"--model {name!r} has no config.json: not a Hugging Face model folder, sinklab model, run or "
+            "checkpoint directory (a GGUF file needs --gguf-file NAME)"
         )
     if gguf_file is not None and local.is_dir() and not (local / gguf_file).is_file():
         # transformers would report this as a hub lookup failure; say which file is missing instead.
         found = sorted(p.name for p in local.glob("*.gguf"))
         raise FileNotFoundError(
-            f"GGUF file {gguf_file!r} not found in {name!r} (GGUF files there: {', '.join(found) or 'none'})"
+            f"--gguf-file {gguf_file!r} not found in {name!r}; it takes the name of a GGUF file in the "
+            f"--model folder (GGUF files there: {', '.join(found) or 'none'})"
         )
+    if local.is_dir() and gguf_file is None:
+        _check_local_files(local)
     common: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     if gguf_file is not None:
         common["gguf_file"] = gguf_file
     try:
         config = AutoConfig.from_pretrained(name, **common)
     except ValueError as err:  # unknown model type / remote code needed
-        raise ValueError(f"cannot load the config of {name!r}: {err}") from err
+        raise MeasureError(f"cannot load the config of {name!r}: {err}") from err
     except OSError as err:
         raise FileNotFoundError(
             f"model {name!r} is neither a local folder nor reachable on the Hugging Face hub ({err})"
@@ -347,9 +356,39 @@ def load_hf_model(
             ) from err
         raise
     except OSError as err:
-        hint = " (only .bin weights? pass --allow-pickle to load them)" if not allow_pickle else ""
+        pickled = local.is_dir() and any(local.glob("*.bin")) and not allow_pickle
+        hint = " (.bin weights there: pass --allow-pickle to load them)" if pickled else ""
         raise FileNotFoundError(f"cannot load the weights of {name!r}: {err}{hint}") from err
+    except SafetensorError as err:  # a hub download (local folders were checked above)
+        raise MeasureError(
+            f"a weights file of {name!r} is not a readable safetensors file ({err}): truncated or corrupt; "
+            "download the model again"
+        ) from err
     return model.to(device).eval()
+
+
+def _check_local_files(folder: Path) -> None:
+    """config.json and the safetensors headers of a local model folder, so that a broken file is named
+    (transformers reports a bad config.json as a failed hub lookup and a bad header as a bare
+    SafetensorError). Reading a header is cheap: safe_open maps the file and parses only its header."""
+    from safetensors import safe_open
+
+    config = folder / "config.json"
+    try:
+        parsed = json.loads(config.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise MeasureError(f"{config} is not valid JSON ({err}); a model folder needs one") from None
+    if not isinstance(parsed, dict):
+        raise MeasureError(f"{config} holds a {type(parsed).__name__}, not a JSON object: not a model config")
+    for weights in sorted(folder.glob("*.safetensors")):
+        try:
+            with safe_open(str(weights), framework="pt"):
+                pass
+        except (SafetensorError, OSError) as err:
+            raise MeasureError(
+                f"{weights} is not a readable safetensors file ({err}): truncated or corrupt; download or "
+                "save the model again"
+            ) from None
 
 
 def decoder_blocks(model: nn.Module) -> nn.ModuleList | None:

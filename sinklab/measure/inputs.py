@@ -10,7 +10,8 @@ SPEC forms:
 
 --bos: auto (text: the tokenizer's own special tokens, as the paper's open-source evaluation does;
 random/repeat/ids: none added), always (BOS first, added if missing), never (no special tokens added).
-Texts shorter than the length are skipped and counted.
+Texts shorter than the length are skipped and counted. A bad SPEC or a bad line of its file is a MeasureError
+that names the file and line and says what is accepted.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from typing import Any
 
 import torch
 
+from sinklab.measure.checks import MeasureError, check_count, is_int, looks_like_path
+
 SPEC_FORMS = (
     "text:FILE",
     "ids:FILE.jsonl",
@@ -31,6 +34,8 @@ SPEC_FORMS = (
     "repeat[:TOKEN_ID]",
 )
 BOS_MODES = ("auto", "always", "never")
+TEXT_ROW = '{"text": "..."}'
+IDS_ROW = '{"input_ids": [non-negative int, ...]}'
 
 
 @dataclass
@@ -41,34 +46,101 @@ class Inputs:
     notes: list[str] = field(default_factory=list)
 
 
-def _spec_error(spec: str, why: str) -> ValueError:
-    return ValueError(f"bad --input {spec!r}: {why}; accepted forms: {', '.join(SPEC_FORMS)}")
+def _spec_error(spec: str, why: str) -> MeasureError:
+    return MeasureError(f"bad --input {spec!r}: {why}; accepted forms: {', '.join(SPEC_FORMS)}")
+
+
+def check_spec(spec: str) -> None:
+    """What can be checked of SPEC without the model: its form, numbers and that its file exists.
+
+    Run before the model loads, so a typo costs nothing; the file's lines are checked as they are read."""
+    kind, _, rest = spec.partition(":")
+    if kind == "random":
+        if rest:
+            _int(spec, rest, "SEED")
+    elif kind == "repeat":
+        if rest and _int(spec, rest, "TOKEN_ID") < 0:
+            raise _spec_error(spec, "TOKEN_ID must be >= 0")
+    elif kind in ("text", "ids"):
+        if not rest:
+            raise _spec_error(spec, "missing FILE")
+        _input_file(Path(rest), kind)
+    elif kind == "hf":
+        parts = rest.split(":")
+        if not parts[0] or len(parts) > 4:
+            raise _spec_error(spec, "expected hf:DATASET[:CONFIG][:SPLIT][:COLUMN]")
+        if looks_like_path(parts[0]) and not Path(parts[0]).expanduser().exists():
+            raise FileNotFoundError(
+                f"--input {spec!r}: dataset folder or file {parts[0]!r} does not exist; hf: takes a local "
+                "dataset folder or data file (.jsonl, .json, .csv, .parquet, .txt) or a hub dataset id"
+            )
+    else:
+        raise _spec_error(spec, f"unknown kind {kind!r}")
+
+
+def _input_file(path: Path, kind: str) -> Path:
+    accepted = (
+        "text: takes a .txt file (one document per line) or a .jsonl file (one " + TEXT_ROW + " per line)"
+        if kind == "text"
+        else "ids: takes a .jsonl file with one " + IDS_ROW + " per line"
+    )
+    if not path.exists():
+        raise FileNotFoundError(f"--input {kind}:{path}: the file does not exist; {accepted}")
+    if not path.is_file():
+        raise MeasureError(f"--input {kind}:{path} is a directory, not a file; {accepted}")
+    return path
+
+
+def _lines(path: Path, kind: str) -> Iterator[tuple[int, str]]:
+    """(line number, line) of the non-blank lines of a UTF-8 file; decoded line by line, so that a bad
+    byte is reported with its line."""
+    _input_file(path, kind)
+    with path.open("rb") as f:
+        for n, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise MeasureError(
+                    f"{path}:{n}: not UTF-8 text ({err.reason} at byte {err.start} of the line); "
+                    f"{kind}: inputs are UTF-8 files"
+                ) from None
+            if line.strip():
+                yield n, line.rstrip("\r\n")
+
+
+def _json_line(path: Path, n: int, line: str, expected: str) -> Any:
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as err:
+        raise MeasureError(f"{path}:{n}: not valid JSON ({err.msg}); expected {expected} per line") from None
 
 
 def _read_texts(path: Path) -> Iterator[str]:
-    if not path.exists():
-        raise FileNotFoundError(f"input file {str(path)!r} does not exist")
-    if path.suffix == ".jsonl":
-        with path.open(encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                if line.strip():
-                    row = json.loads(line)
-                    if "text" not in row:
-                        raise ValueError(f'{path}:{n}: no "text" field (keys: {", ".join(row)})')
-                    yield str(row["text"])
-    else:
-        with path.open(encoding="utf-8") as f:
-            for line in f:
-                if line.strip():
-                    yield line.rstrip("\n")
+    if path.suffix != ".jsonl":
+        for _, line in _lines(path, "text"):
+            yield line
+        return
+    for n, line in _lines(path, "text"):
+        row = _json_line(path, n, line, TEXT_ROW)
+        if not isinstance(row, dict):
+            raise MeasureError(f"{path}:{n}: expected an object like {TEXT_ROW}, got a {_json_type(row)}")
+        if "text" not in row:
+            keys = ", ".join(row) or "none"
+            raise MeasureError(f'{path}:{n}: no "text" field (keys: {keys}); expected {TEXT_ROW}')
+        if not isinstance(row["text"], str):
+            raise MeasureError(f'{path}:{n}: "text" must be a string, got a {_json_type(row["text"])}')
+        yield row["text"]
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "object", list: "list", str: "string", bool: "boolean", int: "number", float: "number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
 
 
 def _hf_texts(rest: str) -> Iterator[str]:
     import datasets
 
-    parts = rest.split(":")
-    if not parts[0] or len(parts) > 4:
-        raise _spec_error("hf:" + rest, "expected hf:DATASET[:CONFIG][:SPLIT][:COLUMN]")
+    parts = rest.split(":")  # its shape was checked by check_spec
     name = parts[0]
     config = parts[1] if len(parts) > 1 and parts[1] else None
     split = parts[2] if len(parts) > 2 and parts[2] else "train"
@@ -77,7 +149,9 @@ def _hf_texts(rest: str) -> Iterator[str]:
     if local.is_file():  # a single local data file: let datasets pick the builder from the extension
         builder = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet", ".txt": "text"}
         if local.suffix not in builder:
-            raise _spec_error("hf:" + rest, f"unsupported data file type {local.suffix!r}")
+            raise _spec_error(
+                "hf:" + rest, f"unsupported data file type {local.suffix!r} (accepted: {', '.join(builder)})"
+            )
         ds = datasets.load_dataset(builder[local.suffix], data_files=str(local), split=split, streaming=True)
     else:
         try:
@@ -86,7 +160,7 @@ def _hf_texts(rest: str) -> Iterator[str]:
             raise FileNotFoundError(f"dataset {name!r} not found locally or on the hub: {err}") from err
     for row in ds:
         if column not in row:
-            raise ValueError(f"dataset {name!r} has no column {column!r}; columns: {', '.join(row)}")
+            raise MeasureError(f"dataset {name!r} has no column {column!r}; columns: {', '.join(row)}")
         yield str(row[column])
 
 
@@ -100,8 +174,9 @@ def _encode(tokenizer: Any, text: str, bos: str) -> list[int]:
 def _bos_id(tokenizer: Any, bos_id: int | None) -> int:
     found = bos_id if bos_id is not None else getattr(tokenizer, "bos_token_id", None)
     if found is None:
-        raise ValueError(
-            "--bos always needs a BOS token, but neither the tokenizer nor the model defines one"
+        raise MeasureError(
+            "--bos always needs a BOS token, but neither the tokenizer nor the model defines one; "
+            "use --bos auto or never"
         )
     return int(found)
 
@@ -113,6 +188,12 @@ def _with_bos(ids: list[int], tokenizer: Any, bos: str, bos_id: int | None = Non
     return ids if ids and ids[0] == first else [first, *ids]
 
 
+def check_size(length: int, samples: int) -> None:
+    """--length and --samples: the metric compares the first token with the rest, so T >= 2."""
+    check_count("--length", length, 2, " (tokens per sample; the metric compares the first with the rest)")
+    check_count("--samples", samples, 1)
+
+
 def load_inputs(
     spec: str,
     *,
@@ -122,12 +203,17 @@ def load_inputs(
     bos: str = "auto",
     vocab_size: int | None = None,
     bos_id: int | None = None,
+    draw_size: int | None = None,
 ) -> Inputs:
-    """Token ids (samples, length) for SPEC; fewer samples (with a note) if the source runs short."""
+    """Token ids (samples, length) for SPEC; fewer samples (with a note) if the source runs short.
+
+    vocab_size: rows of the model's input embedding, the bound every id is checked against. draw_size: the
+    ids random/repeat draw from (default vocab_size); the tokenizer's ids where it has fewer, so no random
+    id lands on an embedding row that padding added and training never saw."""
     if bos not in BOS_MODES:
-        raise ValueError(f"unknown --bos {bos!r}; accepted: {', '.join(BOS_MODES)}")
-    if length < 1 or samples < 1:
-        raise ValueError(f"--length and --samples must be >= 1 (got {length}, {samples})")
+        raise MeasureError(f"unknown --bos {bos!r}; accepted: {', '.join(BOS_MODES)}")
+    check_size(length, samples)
+    check_spec(spec)
     kind, _, rest = spec.partition(":")
     rows: list[list[int]] = []
     skipped = 0
@@ -135,40 +221,37 @@ def load_inputs(
     if kind in ("random", "repeat"):
         if vocab_size is None:
             raise ValueError(f"{kind} inputs need the vocabulary size")
+        draw = min(draw_size or vocab_size, vocab_size)
         if kind == "random":
             seed = _int(spec, rest, "SEED") if rest else 0
             gen = torch.Generator().manual_seed(seed)
-            body = torch.randint(0, vocab_size, (samples, length), generator=gen)
+            body = torch.randint(0, draw, (samples, length), generator=gen)
         else:
             if rest:
                 token = _int(spec, rest, "TOKEN_ID")
                 if not 0 <= token < vocab_size:
-                    raise _spec_error(spec, f"token id {token} is outside the vocabulary [0, {vocab_size})")
+                    raise _spec_error(
+                        spec, f"token id {token} is outside the model's vocabulary [0, {vocab_size})"
+                    )
                 body = torch.full((samples, length), token)
             else:
                 gen = torch.Generator().manual_seed(0)
-                body = torch.randint(0, vocab_size, (samples, 1), generator=gen).expand(samples, length)
+                body = torch.randint(0, draw, (samples, 1), generator=gen).expand(samples, length)
         if bos == "always":
             first = _bos_id(tokenizer, bos_id)
             body = body.clone()
             body[:, 0] = first  # the first of the T positions becomes BOS, the length stays T
         return Inputs(ids=body.long().contiguous(), requested=samples)
     if kind == "text":
-        if not rest:
-            raise _spec_error(spec, "missing FILE")
         if tokenizer is None:
-            raise ValueError("text inputs need a tokenizer (pass --tokenizer, or use ids:/random/repeat)")
+            raise _no_tokenizer(spec)
         sources: Iterator[list[int]] = (_encode(tokenizer, t, bos) for t in _read_texts(Path(rest)))
     elif kind == "hf":
         if tokenizer is None:
-            raise ValueError("hf: inputs need a tokenizer (pass --tokenizer, or use ids:/random/repeat)")
+            raise _no_tokenizer(spec)
         sources = (_encode(tokenizer, t, bos) for t in _hf_texts(rest))
-    elif kind == "ids":
-        if not rest:
-            raise _spec_error(spec, "missing FILE")
-        sources = (_with_bos(ids, tokenizer, bos, bos_id) for ids in _read_ids(Path(rest)))
-    else:
-        raise _spec_error(spec, f"unknown kind {kind!r}")
+    else:  # ids (check_spec accepted nothing else)
+        sources = (_with_bos(ids, tokenizer, bos, bos_id) for ids in _read_ids(Path(rest), vocab_size))
     seen = 0
     for ids in sources:
         seen += 1
@@ -179,9 +262,9 @@ def load_inputs(
         if len(rows) == samples:
             break
     if seen == 0:
-        raise ValueError(f"--input {spec!r} holds no documents (empty file or dataset)")
+        raise MeasureError(f"--input {spec!r} holds no documents (empty file or dataset)")
     if not rows:
-        raise ValueError(
+        raise MeasureError(
             f"--input {spec!r}: none of its {seen} documents has {length} tokens (all skipped); "
             "lower --length or use longer texts"
         )
@@ -191,8 +274,19 @@ def load_inputs(
         notes.append(f"only {len(rows)} usable sample(s) of the {samples} asked for")
     ids_t = torch.tensor(rows, dtype=torch.long)
     if vocab_size is not None and int(ids_t.max()) >= vocab_size:
-        raise ValueError(f"input ids go up to {int(ids_t.max())} but the model's vocabulary has {vocab_size}")
+        # ids: rows were checked line by line; here a tokenizer (or BOS) gave ids the model does not have.
+        raise MeasureError(
+            f"--input {spec!r}: the tokenizer produced id {int(ids_t.max())} but the model's input embedding "
+            f"has {vocab_size} rows (ids 0..{vocab_size - 1}): does --tokenizer belong to this model?"
+        )
     return Inputs(ids=ids_t, skipped=skipped, requested=samples, notes=notes)
+
+
+def _no_tokenizer(spec: str) -> MeasureError:
+    return MeasureError(
+        f"--input {spec!r} needs a tokenizer and the model has none: pass --tokenizer (a folder or hub id), "
+        "or use ids:/random/repeat input"
+    )
 
 
 def _int(spec: str, value: str, what: str) -> int:
@@ -202,15 +296,22 @@ def _int(spec: str, value: str, what: str) -> int:
         raise _spec_error(spec, f"{what} must be an integer, got {value!r}") from None
 
 
-def _read_ids(path: Path) -> Iterator[list[int]]:
-    if not path.exists():
-        raise FileNotFoundError(f"input file {str(path)!r} does not exist")
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            ids = row.get("input_ids") if isinstance(row, dict) else None
-            if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
-                raise ValueError(f'{path}:{n}: expected {{"input_ids": [int, ...]}}')
-            yield ids
+def _read_ids(path: Path, vocab_size: int | None = None) -> Iterator[list[int]]:
+    """The rows of an ids: file, each checked: integers in [0, vocab_size)."""
+    bound = f"0..{vocab_size - 1}, the model's input embedding rows" if vocab_size else "non-negative"
+    for n, line in _lines(path, "ids"):
+        row = _json_line(path, n, line, IDS_ROW)
+        ids = row.get("input_ids") if isinstance(row, dict) else None
+        if not isinstance(ids, list):
+            got = f"keys {', '.join(row) or 'none'}" if isinstance(row, dict) else f"a {_json_type(row)}"
+            raise MeasureError(f"{path}:{n}: expected {IDS_ROW}, got {got}")
+        bad = next((i for i in ids if not is_int(i)), None)
+        if bad is not None or any(i < 0 for i in ids):
+            what = f"non-integer id {json.dumps(bad)}" if bad is not None else f"negative id {min(ids)}"
+            raise MeasureError(f"{path}:{n}: {what}; token ids are integers ({bound})")
+        if vocab_size is not None and ids and max(ids) >= vocab_size:
+            raise MeasureError(
+                f"{path}:{n}: token id {max(ids)} is outside the model's vocabulary: its input embedding has "
+                f"{vocab_size} rows (ids 0..{vocab_size - 1})"
+            )
+        yield ids

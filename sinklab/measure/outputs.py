@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from sinklab.io import atomic_write, atomic_write_json, atomic_write_text
+from sinklab.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 PLOT_POSITIONS = 16
 
@@ -21,55 +21,68 @@ def _csv(rows: list[list[Any]]) -> str:
 
 
 def write_outputs(result: Any, out: Path, plots: bool = True) -> list[Path]:
-    """metrics.json + CSVs (+ PNGs); returns the written paths."""
-    out.mkdir(parents=True, exist_ok=True)
-    written = [atomic_write_json(out / "metrics.json", result.to_dict())]
+    """metrics.json + CSVs (+ PNGs); returns the written paths.
+
+    Everything is rendered in memory first and each file replaces its old version in one step
+    (temporary file + os.replace), metrics.json last: an interrupted write leaves no partial file, and a
+    metrics.json always comes with the tables and plots of its own run (or of an earlier complete one)."""
+    files: list[tuple[str, str | bytes]] = []
     eps_keys = list(result.sink_percent_by_eps)
     rows = [["position", *[f"sink_percent_eps_{e}" for e in eps_keys]]]
     for k in range(result.length):
         rows.append([k + 1, *[result.sink_percent_by_eps[e][k] for e in eps_keys]])
-    written.append(atomic_write_text(out / "sink_percent.csv", _csv(rows)))
+    files.append(("sink_percent.csv", _csv(rows)))
     alpha = np.asarray(result.alpha)  # (L, H, T)
     rows = [["layer", "head", *[f"alpha_{k + 1}" for k in range(alpha.shape[2])]]]
     rows += [[l, h, *alpha[l, h].tolist()] for l in range(alpha.shape[0]) for h in range(alpha.shape[1])]
-    written.append(atomic_write_text(out / "alpha.csv", _csv(rows)))
+    files.append(("alpha.csv", _csv(rows)))
     by_layer = np.asarray(result.sink_percent_by_layer)
     rows = [["layer", *[f"sink_percent_{k + 1}" for k in range(by_layer.shape[1])]]]
     rows += [[l, *by_layer[l].tolist()] for l in range(by_layer.shape[0])]
-    written.append(atomic_write_text(out / "sink_percent_by_layer.csv", _csv(rows)))
+    files.append(("sink_percent_by_layer.csv", _csv(rows)))
     rows = [["quantity", "layer", *[f"pos_{k + 1}" for k in range(result.length)]]]
     for name in ("hidden_norm", "key_norm", "value_norm", "query_norm", "cos_first_key", "cos_other_keys"):
         table = result.analyses.get(name)
         if table is not None:
             rows += [[name, l, *row] for l, row in enumerate(table)]
     if len(rows) > 1:
-        written.append(atomic_write_text(out / "analyses.csv", _csv(rows)))
+        files.append(("analyses.csv", _csv(rows)))
     if plots:
-        written += _plots(result, out)
+        files += _plots(result)
+    written = []
+    for name, data in files:
+        write = atomic_write_bytes if isinstance(data, bytes) else atomic_write_text
+        written.append(write(out / name, data))
+    written.append(atomic_write_json(out / "metrics.json", result.to_dict()))
     return written
 
 
-def _savefig(fig: Any, path: Path) -> Path:
+def _png(fig: Any) -> bytes:
     import matplotlib.pyplot as plt
 
-    atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=110, bbox_inches="tight"))
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
-    return path
+    return buf.getvalue()
 
 
-def _plots(result: Any, out: Path) -> list[Path]:
+def _plots(result: Any) -> list[tuple[str, bytes]]:
+    """(file name, PNG bytes) of each plot; layers and heads count from 0, positions from 1."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     paths = []
     alpha = np.asarray(result.alpha)
     fig, ax = plt.subplots(figsize=(max(4, alpha.shape[1] * 0.4 + 2), max(3, alpha.shape[0] * 0.3 + 1.5)))
     im = ax.imshow(alpha[:, :, 0], aspect="auto", cmap="viridis", vmin=0, vmax=1)
-    ax.set(xlabel="head", ylabel="layer", title=r"first-token importance $\alpha_1$")
+    ax.set(xlabel="head (from 0)", ylabel="layer (from 0)", title=r"first-token importance $\alpha_1$")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     fig.colorbar(im, ax=ax)
-    paths.append(_savefig(fig, out / "alpha_first_heatmap.png"))
+    paths.append(("alpha_first_heatmap.png", _png(fig)))
 
     n = min(PLOT_POSITIONS, result.length)
     fig, ax = plt.subplots(figsize=(6, 3.2))
@@ -84,7 +97,7 @@ def _plots(result: Any, out: Path) -> list[Path]:
         )
     ax.set(xlabel="key position k", ylabel=r"Sink$_k^\epsilon$ (%)", ylim=(0, 100), title="Sink by position")
     ax.legend()
-    paths.append(_savefig(fig, out / "sink_positions.png"))
+    paths.append(("sink_positions.png", _png(fig)))
 
     if result.head_map is not None and result.strongest_head is not None:
         fig, ax = plt.subplots(figsize=(4.5, 4))
@@ -94,15 +107,17 @@ def _plots(result: Any, out: Path) -> list[Path]:
         ax.set(
             xlabel="key",
             ylabel="query",
-            title=f"mean map, layer {sh['layer']} head {sh['head']} ({sh['map_samples']} samples)",
+            title=f"mean map, layer {sh['layer']} head {sh['head']} (from 0; {sh['map_samples']} samples)",
         )
         fig.colorbar(im, ax=ax)
-        paths.append(_savefig(fig, out / "strongest_head_map.png"))
+        paths.append(("strongest_head_map.png", _png(fig)))
 
     norm_tables = [(k, result.analyses.get(k)) for k in ("hidden_norm", "key_norm", "value_norm")]
     norm_tables = [(k, np.asarray(t, dtype=float)) for k, t in norm_tables if t is not None]
     if norm_tables:
-        fig, axes = plt.subplots(1, len(norm_tables), figsize=(4.2 * len(norm_tables), 3.2), squeeze=False)
+        fig, axes = plt.subplots(
+            1, len(norm_tables), figsize=(4.2 * len(norm_tables), 3.2), squeeze=False, layout="constrained"
+        )
         for ax, (name, table) in zip(axes[0], norm_tables, strict=True):
             for l, row in enumerate(table):
                 ax.plot(
@@ -110,14 +125,17 @@ def _plots(result: Any, out: Path) -> list[Path]:
                     row,
                     label=f"{'emb' if name == 'hidden_norm' and l == 0 else l}",
                 )
-            ax.set(xlabel="position", ylabel="ℓ2 norm", title=name.replace("_", " "), yscale="log")
-        axes[0][0].legend(fontsize=6, title="layer", title_fontsize=7)
-        paths.append(_savefig(fig, out / "norms.png"))
+            ax.set(xlabel="position (from 1)", ylabel="ℓ2 norm", title=name.replace("_", " "), yscale="log")
+            # hidden_norm row l is the state after l blocks (0: embeddings); key/value rows are layers from 0.
+            legend = "after n blocks" if name == "hidden_norm" else "layer (from 0)"
+            ax.legend(fontsize=6, title=legend, title_fontsize=7)
+        paths.append(("norms.png", _png(fig)))
     return paths
 
 
 def summary(result: Any) -> str:
-    """A few lines for the terminal."""
+    """A few lines for the terminal; layers and heads count from 0 (as in metrics.json and the CSVs),
+    positions k from 1 (as in the paper's Sink_k)."""
     lines = [f"model: {result.model}   backend: {result.backend}   {result.dtype} on {result.device}"]
     lines.append(
         f"input: {result.input}   samples: {result.samples} of {result.requested_samples} asked   "
@@ -125,22 +143,32 @@ def summary(result: Any) -> str:
     )
     for e, values in result.sink_percent_by_eps.items():
         top = ", ".join(f"Sink_{k + 1}={values[k]:.2f}%" for k in range(min(4, len(values))))
-        lines.append(f"ε = {e}: {top}   (heads sinking on the first token)")
+        lines.append(f"ε = {e}: {top}   (% of heads with α_k > ε at position k, from 1)")
     lines.append(f"mean α_1 over layers and heads: {result.mean_first_alpha:.4f}")
     if result.strongest_head:
         sh = result.strongest_head
         lines.append(
-            f"strongest first-token head: layer {sh['layer']} head {sh['head']} (α_1 = {sh['alpha_1']:.3f})"
+            f"strongest first-token head: layer {sh['layer']} head {sh['head']} (α_1 = {sh['alpha_1']:.3f}; "
+            "layers and heads count from 0)"
         )
     ratio = result.analyses.get("massive_activation_ratio")
     if ratio:
         finite = [(r, i) for i, r in enumerate(ratio) if r is not None]
         if finite:
             r, i = max(finite)
-            lines.append(f"massive activation: ||h_1|| / median ||h_t|| peaks at {r:.1f}x (hidden state {i})")
+            lines.append(
+                f"massive activation: ||h_1|| / median ||h_t|| peaks at {r:.1f}x "
+                f"(hidden state {i}: after {i} blocks, 0 = embeddings)"
+            )
     if result.slot:
         lines.append(f"sink slot / sink logit: mean α = {result.slot['mean_alpha']:.4f}")
     lines += [f"note: {n}" for n in result.notes]
     if result.out:
-        lines.append(f"wrote {result.out}/metrics.json, CSVs and plots")
+        names = {Path(p).name for p in getattr(result, "written", [])}
+        what = ["metrics.json"]
+        if any(n.endswith(".csv") for n in names):
+            what.append("CSV tables")
+        if any(n.endswith(".png") for n in names):
+            what.append("PNG plots")
+        lines.append(f"wrote {' + '.join(what)} to {result.out}")
     return "\n".join(lines)

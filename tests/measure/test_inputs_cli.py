@@ -162,7 +162,7 @@ def test_model_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert rc == 2 and "no config.json" in capsys.readouterr().err
     bad_block = ["--query-block", "0"]
     rc = main(["measure", "--model", str(tmp_path / "empty"), *bad_block, "--out", str(tmp_path / "o")])
-    assert rc == 2 and "query block must be >= 1" in capsys.readouterr().err
+    assert rc == 2 and "--query-block must be an integer >= 1" in capsys.readouterr().err
 
 
 def test_non_causal_model_is_refused(tmp_path: Path) -> None:

@@ -12,10 +12,10 @@ import torch
 model_mod = pytest.importorskip("sinklab.model")
 
 
-def _tiny(**attention: object):
+def _tiny(position: str = "rope", **attention: object):
     from sinklab.model import ModelConfig, SinkLM
 
-    cfg = ModelConfig(vocab_size=320, context=64, n_layer=2, n_head=2, d_model=32, d_ff=64)
+    cfg = ModelConfig(vocab_size=320, context=64, n_layer=2, n_head=2, d_model=32, d_ff=64, position=position)
     for key, value in attention.items():
         setattr(cfg.attention, key, value)
     torch.manual_seed(0)
@@ -74,3 +74,19 @@ def test_corrupt_sinklab_dir_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "m" / "model.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(ValueError, match="corrupt"):
         load_model(str(tmp_path / "m"), device="cpu")
+
+
+def test_length_against_a_sinklab_models_context(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Learned positions end at model.context (an error before measuring); RoPE runs past it (a warning)."""
+    from sinklab.measure.api import measure
+    from sinklab.measure.checks import MeasureError
+    from sinklab.model import save_pretrained
+
+    save_pretrained(_tiny("learned"), tmp_path / "learned")
+    assert measure(str(tmp_path / "learned"), "random", length=64, samples=1, plots=False).length == 64
+    with pytest.raises(MeasureError, match=r"model\.context=64"):
+        measure(str(tmp_path / "learned"), "random", length=65, samples=1, plots=False)
+    save_pretrained(_tiny("rope"), tmp_path / "rope")
+    res = measure(str(tmp_path / "rope"), "random", length=72, samples=1, plots=False)
+    assert res.length == 72 and any("model.context=64" in n for n in res.notes)
+    assert "warning" in capsys.readouterr().err
