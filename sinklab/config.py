@@ -7,7 +7,9 @@ The dataclasses themselves live next to what they configure (`sinklab.model.conf
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import math
 import types
 import typing
 from typing import Any, TypeVar
@@ -19,6 +21,7 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
+@functools.cache
 def _field_types(cls: type) -> dict[str, Any]:
     hints = typing.get_type_hints(cls)
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
@@ -30,9 +33,13 @@ def _is_dataclass_type(tp: Any) -> bool:
 
 def from_dict(cls: type[C], data: dict[str, Any], *, where: str = "") -> C:
     """Build dataclass `cls` from a nested dict; unknown keys raise an error naming the accepted ones."""
-    if not isinstance(data, dict):
-        raise TypeError(f"{where or cls.__name__}: expected a mapping, got {type(data).__name__}")
     types_ = _field_types(cls)
+    if not isinstance(data, dict):
+        section = f"config section {where.rstrip('.')!r}" if where else "the config"
+        raise ValueError(
+            f"{section} must be a mapping (a JSON object) with keys among {', '.join(sorted(types_))}; "
+            f"got {type(data).__name__} {data!r:.80}"
+        )
     unknown = sorted(set(data) - set(types_))
     if unknown:
         raise ValueError(
@@ -42,12 +49,82 @@ def from_dict(cls: type[C], data: dict[str, Any], *, where: str = "") -> C:
     kwargs = {}
     for key, value in data.items():
         tp = types_[key]
-        if _is_dataclass_type(tp) and isinstance(value, dict):
+        if _is_dataclass_type(tp) and not isinstance(value, tp):
+            # a section given as a scalar or list fails here, naming the section, not as a TypeError later
             value = from_dict(tp, value, where=f"{where}{key}.")
         elif isinstance(value, list) and typing.get_origin(tp) is tuple:
             value = tuple(value)
         kwargs[key] = value
     return cls(**kwargs)
+
+
+def check_fields(obj: Any, prefix: str) -> None:
+    """Check every field of dataclass `obj` against its annotation, normalising where it is lossless.
+
+    Called first in each config's `__post_init__`, so a value of the wrong type (a scalar for a pair, a
+    string for a number) or a non-finite float is an error naming the key, whichever way the config was
+    built. Integral floats become ints (a JSON file's 1e3) and lists become tuples.
+    """
+    for name, tp in _field_types(type(obj)).items():
+        if _is_dataclass_type(tp):
+            continue  # a section validates itself
+        value = getattr(obj, name)
+        ok, fixed = _conforms(value, tp)
+        if not ok:
+            raise ValueError(f"{prefix}{name} must be {_describe(tp)}, got {value!r}")
+        if fixed is not value:
+            setattr(obj, name, fixed)
+
+
+def _conforms(value: Any, tp: Any) -> tuple[bool, Any]:
+    """(whether `value` fits type `tp`, the value normalised to it)."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        for arg in args:
+            ok, fixed = (value is None, value) if arg is type(None) else _conforms(value, arg)
+            if ok:
+                return True, fixed
+        return False, value
+    if origin is tuple:
+        if not isinstance(value, tuple | list):
+            return False, value
+        inner = [args[0]] * len(value) if len(args) == 2 and args[1] is Ellipsis else list(args)
+        if len(inner) != len(value):
+            return False, value
+        checked = [_conforms(v, t) for v, t in zip(value, inner, strict=True)]
+        if not all(ok for ok, _ in checked):
+            return False, value
+        return True, tuple(fixed for _, fixed in checked)
+    if tp is bool:
+        return isinstance(value, bool), value
+    if tp is int:
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            return True, int(value)
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if tp is float:
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        return number and math.isfinite(value), value
+    if tp is str:
+        return isinstance(value, str), value
+    return True, value  # anything else (Any, dicts) is the dataclass's own business
+
+
+def _describe(tp: Any) -> str:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        parts = [_describe(a) for a in args if a is not type(None)]
+        return " or ".join(parts) + (" or null" if type(None) in args else "")
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"a list of {_plural(args[0])} (e.g. [0.3, 0.1])"
+        return f"a list of {len(args)} {_plural(args[0])} (e.g. [0.9, 0.95])"
+    return {bool: "true or false", int: "an integer", float: "a finite number", str: "a string"}.get(
+        tp, str(tp)
+    )
+
+
+def _plural(tp: Any) -> str:
+    return {int: "integers", float: "finite numbers", str: "strings"}.get(tp, str(tp))
 
 
 def _coerce(text: str, tp: Any, name: str) -> Any:
@@ -75,14 +152,24 @@ def _coerce(text: str, tp: Any, name: str) -> Any:
         raise ValueError(f"{name}: expected true/false, got {text!r}")
     if tp is int:
         try:
-            return int(float(text)) if "e" in text.lower() else int(text)
+            return int(text)
         except ValueError:
-            raise ValueError(f"{name}: expected an integer, got {text!r}") from None
+            pass
+        try:  # 2e3 is an integer written as a float; 1.5e0 and inf are not
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if math.isfinite(value) and value.is_integer():
+            return int(value)
+        raise ValueError(f"{name}: expected an integer (such as 200 or 2e3), got {text!r}")
     if tp is float:
         try:
-            return float(text)
+            value = float(text)
         except ValueError:
-            raise ValueError(f"{name}: expected a number, got {text!r}") from None
+            value = math.nan
+        if not math.isfinite(value):  # nan and inf parse as floats but no setting accepts them
+            raise ValueError(f"{name}: expected a finite number, got {text!r}")
+        return value
     if tp is str:
         return text
     try:
@@ -91,6 +178,8 @@ def _coerce(text: str, tp: Any, name: str) -> Any:
         raise ValueError(f"{name}: expected JSON for type {tp}, got {text!r}") from None
     if origin is tuple and isinstance(value, list):
         value = tuple(value)
+    elif origin is tuple and len(args) == 2 and args[1] is Ellipsis and isinstance(value, int | float):
+        value = (value,)  # one threshold for a list of them
     return value
 
 

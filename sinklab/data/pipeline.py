@@ -6,12 +6,14 @@ fingerprint and the tokenizer, so a second run (or another rank) only memory-map
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from sinklab.data.cache import cache_dir, remove_stale_temporaries
 from sinklab.data.corpus import Corpus, load_corpus
 from sinklab.data.evalset import EVAL_SAMPLE_KEY, eval_sequences
 from sinklab.data.interventions import PositionInterventions
@@ -24,7 +26,7 @@ from sinklab.data.packing import (
     token_file_key,
     write_token_file,
 )
-from sinklab.data.tokenizer import TextTokenizer, cache_dir, load_bpe, load_hf_tokenizer
+from sinklab.data.tokenizer import TextTokenizer, load_bpe, load_hf_tokenizer
 
 if TYPE_CHECKING:
     from sinklab.train.config import DataConfig
@@ -44,7 +46,12 @@ class PreparedData:
 def build_tokenizer(cfg: DataConfig, corpus: Corpus, fingerprint: str, cache: Path) -> TextTokenizer:
     if cfg.tokenizer == "bpe":
         return load_bpe(
-            corpus.documents("train"), fingerprint, cfg.vocab_size, cfg.tokenizer_train_chars, cache
+            corpus.documents("train"),
+            fingerprint,
+            cfg.vocab_size,
+            cfg.tokenizer_train_chars,
+            cache,
+            corpus=corpus.spec,
         )
     return load_hf_tokenizer(cfg.tokenizer)
 
@@ -62,8 +69,16 @@ def token_file(
     path = cache / "tokens" / key / f"{split}.bin"
     try:
         return read_token_file(path)
-    except (FileNotFoundError, ValueError, KeyError):
-        pass  # a cache miss, or an entry a crash left incomplete: build it again
+    except FileNotFoundError:
+        reason = "first use"
+    except (ValueError, KeyError, TypeError) as err:  # damaged on disk: build it again, and say so
+        reason = f"the cached file was unreadable: {err}"
+    # tokenising a corpus takes a while and prints nothing of its own
+    print(
+        f"sinklab: tokenising the {split} split of the {corpus.spec} corpus ({reason}; cached in "
+        f"{path.parent})",
+        file=sys.stderr,
+    )
     chunks = stream_tokens(corpus.documents(split), tokenizer, bos_per_document=bos_per_document)
     meta = {
         "split": split,
@@ -78,6 +93,11 @@ def token_file(
 
 
 def interventions_for(cfg: DataConfig, tokenizer: TextTokenizer, seed: int) -> PositionInterventions:
+    if cfg.fixed_token is not None and cfg.fixed_token >= tokenizer.vocab_size:
+        raise ValueError(
+            f"data.fixed_token={cfg.fixed_token} is not a token of the tokenizer "
+            f"(ids 0..{tokenizer.vocab_size - 1}, or null for its pad token)"
+        )
     return PositionInterventions(
         random_start=cfg.random_start,
         random_end=cfg.random_end,
@@ -90,6 +110,7 @@ def interventions_for(cfg: DataConfig, tokenizer: TextTokenizer, seed: int) -> P
 
 def prepare_data(cfg: DataConfig, *, batch_size: int, seed: int) -> PreparedData:
     cache = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else cache_dir()
+    remove_stale_temporaries(cache)
     corpus = load_corpus(cfg.corpus, val_fraction=cfg.val_fraction, max_documents=cfg.max_documents)
     fingerprint = corpus.fingerprint()
     tokenizer = build_tokenizer(cfg, corpus, fingerprint, cache)

@@ -7,15 +7,19 @@ directory, so `AutoTokenizer.from_pretrained(run_dir / "tokenizer")` loads it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sinklab.data.cache import cache_dir
+from sinklab.errors import SinklabError
 from sinklab.io import atomic_write_json
 
 EOS_TOKEN = "<|endoftext|>"
@@ -23,11 +27,6 @@ BOS_TOKEN = "<|bos|>"
 PAD_TOKEN = "<|pad|>"
 SPECIAL_TOKENS = [EOS_TOKEN, BOS_TOKEN, PAD_TOKEN]
 BPE_FORMAT = 1  # bump when the BPE recipe changes, so old cache entries are not reused
-
-
-def cache_dir() -> Path:
-    """$SINKLAB_CACHE, else ~/.cache/sinklab."""
-    return Path(os.environ.get("SINKLAB_CACHE") or Path.home() / ".cache" / "sinklab").expanduser()
 
 
 @dataclass
@@ -106,26 +105,48 @@ def train_bpe(texts: Iterable[str], vocab_size: int, folder: Path) -> None:
 
 
 def load_bpe(
-    texts: Iterable[str], corpus_fingerprint: str, vocab_size: int, max_chars: int, cache: Path | None = None
+    texts: Iterable[str],
+    corpus_fingerprint: str,
+    vocab_size: int,
+    max_chars: int,
+    cache: Path | None = None,
+    corpus: str | None = None,
 ) -> TextTokenizer:
-    """The cached BPE for (corpus fingerprint, vocab size), trained on `texts` on a cache miss."""
-    from tokenizers import Tokenizer
+    """The cached BPE for (corpus fingerprint, vocab size), trained on `texts` on a cache miss.
 
+    `corpus` names the corpus in the message printed before training. A cached entry that cannot be read
+    (damaged on disk) is rebuilt, and the user is told so."""
     key = _bpe_key(corpus_fingerprint, vocab_size, max_chars)
     folder = (cache or cache_dir()) / "tokenizers" / f"bpe-{vocab_size}-{key}"
-    if not (folder / "tokenizer.json").exists():
+    path = folder / "tokenizer.json"
+    tok, problem = _read_bpe(folder) if path.exists() else (None, None)
+    if problem is not None:
+        print(
+            f"sinklab: the cached tokenizer {path} is unreadable ({problem}); rebuilding it", file=sys.stderr
+        )
+        shutil.rmtree(folder, ignore_errors=True)
+    if tok is None:
+        # BPE training takes a while (20-60 s at the default sizes) and prints nothing of its own
+        print(
+            f"sinklab: training a {vocab_size}-token BPE tokenizer on the {corpus or 'training'} corpus "
+            f"(first use; cached in {folder})",
+            file=sys.stderr,
+        )
         tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        train_bpe(_limited(texts, max_chars), vocab_size, tmp)
-        atomic_write_json(
-            tmp / "sinklab_tokenizer.json", {"corpus": corpus_fingerprint, "vocab_size": vocab_size}
-        )
         try:
-            os.replace(tmp, folder)
-        except OSError:  # another process finished the same entry first: keep theirs
+            train_bpe(_limited(texts, max_chars), vocab_size, tmp)
+            atomic_write_json(
+                tmp / "sinklab_tokenizer.json", {"corpus": corpus_fingerprint, "vocab_size": vocab_size}
+            )
+            with contextlib.suppress(OSError):  # another process finished the same entry first: keep theirs
+                os.replace(tmp, folder)
+        finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        tok, problem = _read_bpe(folder)
+        if problem is not None:
+            raise SinklabError(f"the cached tokenizer {path} is unreadable ({problem}); delete {folder}")
     ids = {t: tok.token_to_id(t) for t in SPECIAL_TOKENS}
     return TextTokenizer(
         backend=tok,
@@ -137,6 +158,20 @@ def load_bpe(
         fingerprint=f"bpe-{vocab_size}-{key}",
         hf_folder=folder,
     )
+
+
+def _read_bpe(folder: Path) -> tuple[Any, str | None]:
+    """(the tokenizers.Tokenizer of a cache entry, None), or (None, what is wrong with it)."""
+    from tokenizers import Tokenizer
+
+    try:
+        tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    except Exception as err:  # tokenizers raises a bare Exception for a damaged file
+        return None, str(err)
+    missing = [t for t in SPECIAL_TOKENS if tok.token_to_id(t) is None]
+    if missing:
+        return None, f"it lacks {', '.join(missing)}"
+    return tok, None
 
 
 def load_hf_tokenizer(name: str, *, trust_remote_code: bool = False) -> TextTokenizer:

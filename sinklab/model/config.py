@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
+from sinklab.config import check_fields
 from sinklab.model.kernels import KERNELS
 from sinklab.model.masks import MASKS
 from sinklab.model.mlp import MLPS
@@ -44,6 +45,7 @@ class AttentionConfig:
     block_size: int = 128  # queries per block on the blockwise path
 
     def __post_init__(self) -> None:
+        check_fields(self, "model.attention.")
         KERNELS.check(self.kernel)
         MASKS.check(self.mask)
         _choice("attention.heads", self.heads, HEAD_COMBINES)
@@ -64,6 +66,8 @@ class AttentionConfig:
                 )
         if self.p <= 0:
             raise ValueError(f"attention.p must be > 0, got {self.p}")
+        if self.alpha <= 0:
+            raise ValueError(f"attention.alpha (the rows' sum) must be > 0, got {self.alpha}")
         mask = MASKS.get(self.mask)
         for option in ("window", "prefix"):
             value = getattr(self, option)
@@ -127,6 +131,12 @@ class ModelConfig:
             from sinklab.config import from_dict
 
             self.attention = from_dict(AttentionConfig, self.attention, where="attention.")
+        if not isinstance(self.attention, AttentionConfig):
+            raise ValueError(
+                f"config section 'model.attention' must be a mapping of attention keys, "
+                f"got {self.attention!r}"
+            )
+        check_fields(self, "model.")
         POSITIONS.check(self.position)
         MLPS.check(self.mlp)
         NORMS.check(self.norm)
@@ -145,6 +155,10 @@ class ModelConfig:
             )
         if self.d_ff is not None and self.d_ff < 1:
             raise ValueError(f"model.d_ff must be >= 1, got {self.d_ff}")
+        if self.rope_base <= 0:
+            raise ValueError(f"model.rope_base must be > 0, got {self.rope_base}")
+        if self.norm_eps < 0:
+            raise ValueError(f"model.norm_eps must be >= 0, got {self.norm_eps}")
         if self.position == "rope" and self.head_dim % 2:
             raise ValueError(f"position 'rope' needs an even head dim, got {self.head_dim}")
         if self.position == "sinusoidal" and self.d_model % 2:

@@ -4,13 +4,16 @@ Layout of DIR/checkpoints/step_XXXXXXX/:
   config.json + model.safetensors   `sinklab.model.load_pretrained` and `sinklab measure` read these
   optimizer.pt                      full (unsharded) optimizer state keyed by parameter name
   rng.pt                            torch CPU / CUDA generator states
-  state.json                        step, tokens, data order, loss accumulator, Python/NumPy RNG, run digest
+  state.json                        step, tokens, data order, loss accumulator, Python/NumPy RNG, and the
+                                    run's settings with their digest (every setting that changes numbers)
 A checkpoint is written into a temporary folder and renamed into place in one step, so a listed
-step folder is always complete; anything wrong when reading one is an error, never a fresh start.
+step folder is always complete, and the temporary folder is removed on every way out (an error, a
+full disk, Ctrl-C); anything wrong when reading one is an error, never a fresh start.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -31,6 +34,7 @@ from torch.distributed.checkpoint.state_dict import (
 )
 
 from sinklab.config import to_dict
+from sinklab.errors import SinklabError
 from sinklab.io import atomic_write_json
 from sinklab.model import ModelConfig, SinkLM, load_pretrained, save_pretrained
 from sinklab.train.distributed import DistEnv
@@ -57,6 +61,22 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
 
 def config_digest(sections: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(sections, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def run_settings(cfg: Any) -> dict[str, Any]:
+    """The settings of a RunConfig that change the numbers: all of them but those a resume may change."""
+    from sinklab.train.config import RESUME_KEYS
+
+    settings = json.loads(json.dumps(to_dict(cfg)))  # tuples as lists, as state.json stores them
+    for key in RESUME_KEYS:
+        section, name = key.split(".")
+        settings[section].pop(name, None)
+    return settings
+
+
+def legacy_digest(cfg: Any) -> str:
+    """The digest of checkpoints written before it covered the whole run (model and data only)."""
+    return config_digest({"model": to_dict(cfg.model), "data": to_dict(cfg.data)})
 
 
 def full_model_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -105,28 +125,49 @@ def save_checkpoint(
     tmp = _tmp_dir(run_dir, step)
     if env.is_main:
         shutil.rmtree(tmp, ignore_errors=True)  # left over by a run killed while writing
-    optim_state = get_optimizer_state_dict(model, optimizer, options=_FULL)  # a collective under FSDP
-    save_model_dir(env, model, cfg, tmp)
-    if not env.is_main:
-        return None
-    final = step_dir(run_dir, step)
-    torch.save(optim_state, tmp / "optimizer.pt")
-    tensors, plain = _rng_state()
-    torch.save(tensors, tmp / "rng.pt")
-    atomic_write_json(
-        tmp / "state.json",
-        {"format": FORMAT, "format_version": FORMAT_VERSION, "step": step, "rng": plain, **state},
-    )
-    if final.exists():  # re-saving a step after a resume: move the old one aside first
-        trash = final.with_name(f".old_{final.name}")
-        shutil.rmtree(trash, ignore_errors=True)
-        os.replace(final, trash)
-        shutil.rmtree(trash, ignore_errors=True)
-    os.replace(tmp, final)
+    try:
+        optim_state = get_optimizer_state_dict(model, optimizer, options=_FULL)  # a collective under FSDP
+        save_model_dir(env, model, cfg, tmp)
+        if not env.is_main:
+            return None
+        final = step_dir(run_dir, step)
+        torch.save(optim_state, tmp / "optimizer.pt")
+        tensors, plain = _rng_state()
+        torch.save(tensors, tmp / "rng.pt")
+        atomic_write_json(
+            tmp / "state.json",
+            {"format": FORMAT, "format_version": FORMAT_VERSION, "step": step, "rng": plain, **state},
+        )
+        if final.exists():  # re-saving a step after a resume: move the old one aside first
+            trash = final.with_name(f".old_{final.name}")
+            shutil.rmtree(trash, ignore_errors=True)
+            os.replace(final, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+        os.replace(tmp, final)
+    except Exception as err:
+        if _disk_full(err, run_dir) and not isinstance(err, OSError):
+            # torch and safetensors report a full disk as their own errors; the CLI explains ENOSPC
+            raise OSError(errno.ENOSPC, f"no space left writing checkpoint {tmp}: {err}", str(tmp)) from err
+        raise
+    finally:
+        if env.is_main:  # a half-written checkpoint is never left behind, whatever stopped it
+            shutil.rmtree(tmp, ignore_errors=True)
     if keep > 0:
         for old in list_checkpoints(run_dir)[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def _disk_full(err: BaseException, where: Path) -> bool:
+    if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+        return True
+    text = str(err)
+    if "No space left" in text or "os error 28" in text:
+        return True
+    try:  # torch says only "file write failed": judge by what is left on the device
+        return shutil.disk_usage(where).free < 64 * 2**20
+    except OSError:
+        return False
 
 
 def _tmp_dir(run_dir: Path, step: int) -> Path:
@@ -146,54 +187,78 @@ class Checkpoint:
         return int(self.state["step"])
 
 
-def load_checkpoint(path: Path, expected: ModelConfig, digest: str | None = None) -> Checkpoint:
-    """Read and check a checkpoint; a missing file, corruption or a different model is a clear error."""
+def load_checkpoint(path: Path, expected: ModelConfig, run: Any = None) -> Checkpoint:
+    """Read and check a checkpoint; a missing file, corruption, a different model or, given the run's
+    RunConfig `run`, a checkpoint of a run with other settings (copied from another run) is a clear error."""
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     missing = [f for f in FILES if not (path / f).is_file()]
     if missing:
-        raise RuntimeError(f"checkpoint {path} is incomplete or corrupt: missing {', '.join(missing)}")
+        raise SinklabError(f"checkpoint {path} is incomplete or corrupt: missing {', '.join(missing)}")
     try:
         state = json.loads((path / "state.json").read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise RuntimeError(f"checkpoint {path}: state.json is corrupt ({err})") from None
+        raise SinklabError(f"checkpoint {path}: state.json is corrupt ({err})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT or "step" not in state:
-        raise RuntimeError(f"checkpoint {path}: state.json is not a {FORMAT} file")
+        raise SinklabError(f"checkpoint {path}: state.json is not a {FORMAT} file")
     if state.get("format_version", 1) > FORMAT_VERSION:
-        raise RuntimeError(
+        raise SinklabError(
             f"checkpoint {path} has format_version {state['format_version']}, newer than this sinklab"
         )
-    if digest is not None and state.get("config_digest") not in (None, digest):
-        raise RuntimeError(
-            f"checkpoint {path} was written by a run with a different configuration; resume it with the "
-            "run directory's own config.json"
-        )
+    if run is not None:
+        _check_same_run(path, state, run)
     try:
         model = load_pretrained(path)
     except (ValueError, FileNotFoundError) as err:
-        raise RuntimeError(f"checkpoint {path}: {err}") from None
+        raise SinklabError(f"checkpoint {path}: {err}") from None
     if to_dict(model.config) != to_dict(expected):
         a, b = to_dict(model.config), to_dict(expected)
         diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
-        raise RuntimeError(
+        raise SinklabError(
             f"checkpoint {path} holds a different model (differs in model.{', model.'.join(diff)})"
         )
     try:
         optimizer_state = torch.load(path / "optimizer.pt", map_location="cpu", weights_only=True)
         rng = torch.load(path / "rng.pt", map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for truncated or foreign files
-        raise RuntimeError(
+        raise SinklabError(
             f"checkpoint {path}: optimizer.pt or rng.pt is corrupt ({type(err).__name__}: {err})"
         ) from None
     return Checkpoint(path, state, model.state_dict(), optimizer_state, rng)
+
+
+def _check_same_run(path: Path, state: dict[str, Any], run: Any) -> None:
+    """Refuse a checkpoint whose recorded settings are not the run's (a checkpoint copied from another
+    run with another lr or seed would otherwise continue silently under this run's name)."""
+    recorded = state.get("config_digest")
+    if recorded is None:
+        return  # written before digests existed: nothing to compare
+    if "settings" not in state:  # older checkpoints: the digest covers the model and data sections only
+        if recorded == legacy_digest(run):
+            return
+        raise SinklabError(
+            f"checkpoint {path} was written by a run with a different model or data configuration; resume "
+            "it from its own run directory"
+        )
+    settings = run_settings(run)
+    if recorded == config_digest(settings):
+        return
+    from sinklab.train.rundir import dict_differences
+
+    diffs = dict_differences(state["settings"], settings)
+    raise SinklabError(
+        f"checkpoint {path} was written by a run with other settings (checkpoint -> this run: "
+        f"{'; '.join(diffs[:6]) or 'the digest differs'}{' ...' if len(diffs) > 6 else ''}); a checkpoint "
+        "continues only the run that wrote it: resume that run's directory, or start this one again"
+    )
 
 
 def restore_optimizer(model: nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
     try:
         set_optimizer_state_dict(model, optimizer, state, options=StateDictOptions(full_state_dict=True))
     except (KeyError, ValueError, RuntimeError) as err:
-        raise RuntimeError(
+        raise SinklabError(
             f"the checkpoint's optimizer state does not fit this model/optimizer: {err}"
         ) from None
 

@@ -7,10 +7,11 @@ A run directory's config.json holds the fully resolved RunConfig plus provenance
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from sinklab.config import from_dict, to_dict
+from sinklab.config import check_fields, from_dict, to_dict
 from sinklab.model.config import ModelConfig
 
 BOS_MODES = ("none", "sequence", "document", "both")
@@ -27,8 +28,8 @@ def _choice(name: str, value: object, accepted: tuple[str, ...]) -> None:
 
 
 def _positive(name: str, value: float, *, zero_ok: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{name} must be a number, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
     if value < 0 or (value == 0 and not zero_ok):
         raise ValueError(f"{name} must be {'>= 0' if zero_ok else '> 0'}, got {value}")
 
@@ -74,6 +75,7 @@ class DataConfig:
     def __post_init__(self) -> None:
         if isinstance(self.bos, bool) or str(self.bos).lower() in ("true", "false"):
             self.bos = "sequence" if str(self.bos).lower() == "true" else "none"
+        check_fields(self, "data.")
         _choice("data.bos", self.bos, BOS_MODES)
         if not isinstance(self.corpus, str) or not self.corpus:
             raise ValueError("data.corpus must be a non-empty string (stdlib, a path, or hf:NAME...)")
@@ -147,11 +149,16 @@ class TrainConfig:
     tensorboard: bool = True
 
     def __post_init__(self) -> None:
-        self.betas = tuple(self.betas)  # type: ignore[assignment]
+        check_fields(self, "train.")  # types first: betas=0.9 is an error here, not a TypeError below
         self.eval_eps = tuple(float(e) for e in self.eval_eps)
         _integer("train.steps", self.steps, minimum=1)
         _integer("train.batch_size", self.batch_size, minimum=1)
         _integer("train.micro_batch_size", self.micro_batch_size, minimum=1, optional=True)
+        if self.micro_batch_size is not None and self.batch_size % self.micro_batch_size:
+            raise ValueError(
+                f"train.micro_batch_size={self.micro_batch_size} must divide train.batch_size="
+                f"{self.batch_size} (the batch is accumulated from whole micro-batches)"
+            )
         _positive("train.lr", self.lr)
         _positive("train.min_lr", self.min_lr, zero_ok=True)
         _integer("train.warmup", self.warmup)
@@ -182,12 +189,42 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
+    def __post_init__(self) -> None:
+        # The model's context is filled in from data.context when training (loop.resolve_model_config),
+        # so options bounded by the sequence length are checked against data.context here.
+        attention, context = self.model.attention, self.data.context
+        if attention.prefix is not None and attention.prefix > context:
+            raise ValueError(
+                f"model.attention.prefix={attention.prefix} is longer than data.context={context}: the "
+                f"prefix is not trained on, so no token would be left to predict; use a prefix of "
+                f"1..{context}"
+            )
+        if attention.window is not None and attention.window > context:
+            raise ValueError(
+                f"model.attention.window={attention.window} is longer than data.context={context}, so it "
+                f"would never mask anything (plain causal attention); use a window of 1..{context} or "
+                "model.attention.mask=causal"
+            )
+
     @property
     def data_seed(self) -> int:
         return self.train.seed if self.data.seed is None else self.data.seed
 
 
 RUN_SECTIONS = tuple(f.name for f in dataclasses.fields(RunConfig))
+# What may change when resuming a run: things that do not alter the numbers already produced (they are
+# left out of the checkpoints' settings digest).
+RESUME_KEYS = (
+    "train.steps",
+    "train.checkpoint_every",
+    "train.keep_checkpoints",
+    "train.progress",
+    "train.tensorboard",
+    "train.threads",
+    "train.compile",
+    "train.device",
+    "train.distributed",
+)
 # Settings that training fills in from the data (loop.resolve_model_config), so a run's config.json may
 # differ from its preset in them without being another run.
 RESOLVED_AT_TRAINING = ("model.vocab_size", "model.context")

@@ -15,6 +15,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from sinklab.errors import SinklabError
+
 
 @dataclass
 class DistEnv:
@@ -127,7 +129,7 @@ def blocks_of(model: nn.Module) -> list[nn.Module]:
 
 def pick_device(preference: str, local_rank: int = 0) -> torch.device:
     if preference == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("train.device=cuda but CUDA is not available; use train.device=cpu or auto")
+        raise SinklabError("train.device=cuda but CUDA is not available; use train.device=cpu or auto")
     if preference == "cuda" or (preference == "auto" and torch.cuda.is_available()):
         return torch.device("cuda", local_rank)
     return torch.device("cpu")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -25,17 +26,25 @@ class RunLogger:
         progress: bool,
         total_tokens: int,
         done_tokens: int = 0,
+        keep_through: int = -1,
     ) -> None:
+        """`keep_through`: the step the run starts from; what an earlier attempt logged after it (and a line
+        a kill cut short) is dropped, so a resumed or restarted run ends with an uninterrupted run's log."""
         self.out = Path(out)
         self.enabled = enabled
         self._tb = None
         self._bar = None
         if not enabled:
             return
+        kept = self._truncate(keep_through)
+        tb_dir = self.out / "tb"
+        shutil.rmtree(tb_dir, ignore_errors=True)  # rebuilt below from the kept lines
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._tb = SummaryWriter(str(self.out / "tb"))
+            self._tb = SummaryWriter(str(tb_dir))
+            for record in kept:
+                self._scalars(record)
         if progress:
             from tqdm.auto import tqdm
 
@@ -48,17 +57,21 @@ class RunLogger:
                 desc="train",
             )
 
-    def truncate_after(self, step: int) -> None:
-        """On resume: drop log lines past the checkpoint, which the resumed run will write again."""
+    def _truncate(self, step: int) -> list[dict[str, Any]]:
+        """Keep the log lines up to `step` (none for -1); return them."""
         path = self.out / "log.jsonl"
-        if not self.enabled or not path.exists():
-            return
-        keep = [
-            line
-            for line in path.read_text().splitlines()
-            if line.strip() and json.loads(line)["step"] <= step
-        ]
-        atomic_write_text(path, "".join(line + "\n" for line in keep))
+        if not path.exists():
+            return []
+        kept: list[tuple[str, dict[str, Any]]] = []
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut short by a kill; the run writes it again
+            if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] <= step:
+                kept.append((line, record))
+        atomic_write_text(path, "".join(line + "\n" for line, _ in kept))
+        return [record for _, record in kept]
 
     def progress(self, tokens: int, loss: float | None) -> None:
         if self._bar is not None:
@@ -69,17 +82,34 @@ class RunLogger:
     def log(self, record: dict[str, Any]) -> None:
         if not self.enabled:
             return
+        # NaN and inf are not JSON: they are logged as null
+        line = json.dumps(finite_or_none(record), allow_nan=False)
         with (self.out / "log.jsonl").open("a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
-        if self._tb is not None:
-            for key in _SCALARS:
-                value = record.get(key)
-                if isinstance(value, int | float) and math.isfinite(value):
-                    self._tb.add_scalar(key, value, record["step"])
-            self._tb.flush()
+            f.write(line + "\n")
+        self._scalars(record)
+
+    def _scalars(self, record: dict[str, Any]) -> None:
+        if self._tb is None:
+            return
+        for key in _SCALARS:
+            value = record.get(key)
+            if isinstance(value, int | float) and math.isfinite(value):
+                self._tb.add_scalar(key, value, record["step"])
+        self._tb.flush()
 
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
         if self._tb is not None:
             self._tb.close()
+
+
+def finite_or_none(value: Any) -> Any:
+    """`value` with every non-finite float (in lists and dicts too) replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_or_none(v) for v in value]
+    return value

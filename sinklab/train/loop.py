@@ -7,6 +7,7 @@ It never asks which rank it runs on: `distributed.DistEnv` owns the process grou
 from __future__ import annotations
 
 import json
+import math
 import random
 import subprocess
 import time
@@ -21,6 +22,7 @@ from sinklab import __version__
 from sinklab.config import to_dict
 from sinklab.data.evalset import write_eval_set
 from sinklab.data.pipeline import PreparedData, prepare_data
+from sinklab.errors import SinklabError
 from sinklab.io import atomic_write_json
 from sinklab.model import ModelConfig, SinkLM
 from sinklab.train import checkpoint as ckpt_io
@@ -89,7 +91,9 @@ def seed_everything(seed: int) -> None:
 def train(
     cfg: RunConfig, out: str | Path, *, resume: Path | None = None, preset: str | None = None
 ) -> dict[str, Any]:
-    """Train into run dir `out` (resuming from checkpoint folder `resume`); returns the last log line."""
+    """Train into run dir `out` (resuming from checkpoint folder `resume`); returns the last log line.
+
+    Without `resume` the run starts from step 0, replacing whatever an earlier attempt logged in `out`."""
     env = setup(cfg.train.device)
     try:
         return _train(env, cfg, Path(out), resume, preset)
@@ -117,14 +121,22 @@ def _train(
         data = prepare_data(cfg.data, batch_size=tc.batch_size, seed=cfg.data_seed)
     model_cfg = resolve_model_config(cfg, data)
     cfg = replace(cfg, model=model_cfg)
-    digest = ckpt_io.config_digest({"model": to_dict(cfg.model), "data": to_dict(cfg.data)})
+    settings = ckpt_io.run_settings(cfg)  # what a checkpoint must share with the run it continues
+    digest = ckpt_io.config_digest(settings)
 
-    checkpoint = ckpt_io.load_checkpoint(resume, model_cfg, digest) if resume is not None else None
+    checkpoint = ckpt_io.load_checkpoint(resume, model_cfg, cfg) if resume is not None else None
+    if checkpoint is not None and checkpoint.step > tc.steps:
+        raise ValueError(
+            f"train.steps={tc.steps} is below the step of checkpoint {checkpoint.path} ({checkpoint.step}); "
+            f"resume with --set train.steps={checkpoint.step} or more"
+        )
     if env.is_main:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(out / "config.json", run_config_json(cfg, data, preset, env.world_size))
         data.tokenizer.save(out / "tokenizer")
         write_eval_set(out / "eval_set.jsonl", data.eval_ids)
+        # metrics.json marks a finished run; one from before this (longer) continuation no longer does
+        (out / "metrics.json").unlink(missing_ok=True)
 
     model = SinkLM(model_cfg)  # seeded above: every rank builds the same initial weights
     if checkpoint is not None:
@@ -155,17 +167,20 @@ def _train(
         progress=tc.progress,
         total_tokens=tc.steps * tokens_per_step,
         done_tokens=start * tokens_per_step,
+        keep_through=start if checkpoint is not None else -1,
     )
-    logger.truncate_after(start)
 
     def evaluate(step: int, train_loss: float | None, timing: tuple[float, int] | None) -> dict[str, Any]:
         wrapped.eval()
+        val_loss = validation_loss(measured, val, mask, EVAL_BATCH, autocast)
+        if not math.isfinite(val_loss):
+            raise SinklabError(_diverged("validation loss", val_loss, step, tc, out))
         record = {
             "step": step,
             "tokens": step * tokens_per_step,
             "lr": lr_at(max(step - 1, 0), tc) if step else 0.0,
             "train_loss": train_loss,
-            "val_loss": validation_loss(measured, val, mask, EVAL_BATCH, autocast),
+            "val_loss": val_loss,
         }
         record.update(log_fields(record_sink(measured, eval_ids, EVAL_BATCH, autocast), tc.eval_eps))
         seconds, steps = timing or (0.0, 0)
@@ -176,49 +191,56 @@ def _train(
         return record
 
     last: dict[str, Any] = {}
-    if start == 0:
-        last = evaluate(0, None, None)
-    wrapped.train()
-    window_time, window_steps = 0.0, 0
-    for step in range(start, tc.steps):
-        t0 = time.perf_counter()
-        set_lr(optimizer, lr_at(step, tc))
-        batch = torch.from_numpy(data.train.batch(step, env.rank, env.world_size)).to(
-            env.device, non_blocking=True
-        )
-        step_loss = torch.zeros((), device=env.device)
-        for i in range(accum):
-            part = batch[i * micro : (i + 1) * micro]
-            with env.gradient_sync(wrapped, i == accum - 1), autocast():
-                logits = forward(part[:, :-1])
-            loss = masked_loss(logits, part[:, 1:], mask) / accum
-            loss.backward()
-            step_loss += loss.detach()
-        if tc.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(wrapped.parameters(), tc.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        done = step + 1
-        loss_value = float(env.all_reduce_mean(step_loss))
-        loss_sum += loss_value
-        loss_steps += 1
-        window_time += time.perf_counter() - t0
-        window_steps += 1
-        logger.progress(tokens_per_step, loss_value)
-        if done % tc.eval_every == 0 or done == tc.steps:
-            last = evaluate(done, loss_sum / loss_steps, (window_time, window_steps))
-            loss_sum, loss_steps = 0.0, 0
-            window_time, window_steps = 0.0, 0
-        if (tc.checkpoint_every and done % tc.checkpoint_every == 0) or done == tc.steps:
-            state = {
-                "tokens": done * tokens_per_step,
-                "data": data.train.state(done),
-                "loss_accumulator": [loss_sum, loss_steps],
-                "config_digest": digest,
-                "world_size": env.world_size,
-            }
-            ckpt_io.save_checkpoint(env, out, done, wrapped, optimizer, model_cfg, state, tc.keep_checkpoints)
-    logger.close()
+    try:
+        if start == 0:
+            last = evaluate(0, None, None)
+        wrapped.train()
+        window_time, window_steps = 0.0, 0
+        for step in range(start, tc.steps):
+            t0 = time.perf_counter()
+            set_lr(optimizer, lr_at(step, tc))
+            batch = torch.from_numpy(data.train.batch(step, env.rank, env.world_size)).to(
+                env.device, non_blocking=True
+            )
+            step_loss = torch.zeros((), device=env.device)
+            for i in range(accum):
+                part = batch[i * micro : (i + 1) * micro]
+                with env.gradient_sync(wrapped, i == accum - 1), autocast():
+                    logits = forward(part[:, :-1])
+                loss = masked_loss(logits, part[:, 1:], mask) / accum
+                loss.backward()
+                step_loss += loss.detach()
+            if tc.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(wrapped.parameters(), tc.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            done = step + 1
+            loss_value = float(env.all_reduce_mean(step_loss))
+            if not math.isfinite(loss_value):  # every rank sees the same reduced loss, so all stop here
+                raise SinklabError(_diverged("training loss", loss_value, done, tc, out))
+            loss_sum += loss_value
+            loss_steps += 1
+            window_time += time.perf_counter() - t0
+            window_steps += 1
+            logger.progress(tokens_per_step, loss_value)
+            if done % tc.eval_every == 0 or done == tc.steps:
+                last = evaluate(done, loss_sum / loss_steps, (window_time, window_steps))
+                loss_sum, loss_steps = 0.0, 0
+                window_time, window_steps = 0.0, 0
+            if (tc.checkpoint_every and done % tc.checkpoint_every == 0) or done == tc.steps:
+                state = {
+                    "tokens": done * tokens_per_step,
+                    "data": data.train.state(done),
+                    "loss_accumulator": [loss_sum, loss_steps],
+                    "config_digest": digest,
+                    "settings": settings,
+                    "world_size": env.world_size,
+                }
+                ckpt_io.save_checkpoint(
+                    env, out, done, wrapped, optimizer, model_cfg, state, tc.keep_checkpoints
+                )
+    finally:
+        logger.close()  # also on an error or Ctrl-C: the TensorBoard writer's thread must end
 
     ckpt_io.save_model_dir(env, wrapped, model_cfg, out / "model")
     wrapped.eval()
@@ -226,9 +248,31 @@ def _train(
     if env.is_main:
         atomic_write_json(out / "metrics.json", metrics_json(result, tc.eval_eps, str(out)))
     env.barrier()
+    if not last and env.is_main:  # resumed at the last step: nothing was evaluated in this process
+        logged = read_log(out)
+        last = logged[-1] if logged else {}
     return last
 
 
+def _diverged(what: str, value: float, step: int, tc: Any, out: Path) -> str:
+    kept = ckpt_io.list_checkpoints(out)
+    where = f"the last good checkpoint, {kept[-1]}, is kept" if kept else "no checkpoint had been written yet"
+    clip = "" if tc.grad_clip > 0 else " or set train.grad_clip=1"
+    return (
+        f"the {what} became {value} at step {step}, so the run stopped ({where}); the training diverged: "
+        f"lower the learning rate (train.lr={tc.lr:g}), or raise train.warmup ({tc.warmup}){clip}, and "
+        "train again with another --out"
+    )
+
+
 def read_log(run_dir: str | Path) -> list[dict[str, Any]]:
-    path = Path(run_dir) / "log.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """The log lines of a run; a last line still being written (or cut short by a kill) is left out."""
+    lines = [line for line in (Path(run_dir) / "log.jsonl").read_text().splitlines() if line.strip()]
+    records = []
+    for i, line in enumerate(lines):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i < len(lines) - 1:
+                raise
+    return records

@@ -30,6 +30,18 @@ BAD = [
     ({"n_head": 3}, "divisible by model.n_head"),
     ({"n_kv_head": 3}, "must divide model.n_head"),
     ({"kv_bias_per_head": False}, "applies to: k, kv, v"),
+    ({"rope_base": float("inf")}, "model.rope_base must be a finite number"),
+    ({"norm_eps": float("nan")}, "model.norm_eps must be a finite number"),
+    ({"kv_bias": "k", "kv_bias_value": float("inf")}, "model.kv_bias_value must be a finite number or null"),
+    ({"attention": {"kernel": "sigmoid", "sigmoid_bias": float("nan")}}, "sigmoid_bias must be a finite"),
+    (
+        {"attention": {"kernel": "softmax_scaled", "alpha": 0.0}},
+        "attention.alpha (the rows' sum",
+    ),
+    ({"attention": {"block_size": True}}, "model.attention.block_size must be an integer"),
+    ({"n_layer": 2.5}, "model.n_layer must be an integer, got 2.5"),
+    ({"position": 3}, "model.position must be a string"),
+    ({"rope_base": -1.0}, "model.rope_base must be > 0"),
 ]
 
 
@@ -42,6 +54,13 @@ def test_bad_configs_say_what_is_accepted(change, message):
 def test_unknown_key_is_an_error_listing_keys():
     with pytest.raises(ValueError, match=r"accepted under 'model.attention.'.*kernel"):
         from_dict(ModelConfig, {"attention": {"kernal": "softmax"}}, where="model.")
+
+
+def test_a_section_that_is_not_a_mapping_is_an_error_naming_it():
+    with pytest.raises(ValueError, match=r"config section 'model.attention' must be a mapping.*kernel"):
+        from_dict(ModelConfig, {"attention": "sigmoid"}, where="model.")
+    with pytest.raises(ValueError, match=r"config section 'model.attention' must be a mapping"):
+        ModelConfig(attention=5)
 
 
 def test_script_keys_exist_and_round_trip():

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 import sysconfig
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from sinklab.train.command import resolve_config
-from sinklab.train.loop import train
+from sinklab.train.loop import read_log, train
 
 STEPS = 40
 
@@ -67,3 +72,29 @@ def copy_run(src: Path, dst: Path) -> Path:
 def comparable(lines: list[dict]) -> list[dict]:
     """Log lines without wall-clock fields."""
     return [{k: v for k, v in line.items() if k != "tokens_per_s"} for line in lines]
+
+
+def assert_same_run(a: Path, b: Path) -> None:
+    """Same log (but wall-clock), same final metrics, bit-identical final weights."""
+    assert comparable(read_log(a)) == comparable(read_log(b))
+    ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (a, b))
+    ma.pop("model"), mb.pop("model")
+    assert json.dumps(ma) == json.dumps(mb)
+    wa = (a / "model" / "model.safetensors").read_bytes()
+    assert wa == (b / "model" / "model.safetensors").read_bytes()
+
+
+def train_process(out: Path, sets: list[str]) -> subprocess.Popen:
+    """`sinklab train --out OUT --set ...` as a child process (one torch thread), stderr piped."""
+    cmd = [sys.executable, "-m", "sinklab.cli", "train", "--out", str(out), "--set", *sets]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True)
+
+
+def wait_for(proc: subprocess.Popen, ready: Callable[[], bool], timeout: float = 180) -> None:
+    """Poll until `ready()` (or fail if the child ends or time runs out first)."""
+    deadline = time.time() + timeout
+    while not ready():
+        assert proc.poll() is None, f"the child ended first (exit {proc.returncode}): {proc.stderr.read()}"
+        assert time.time() < deadline, "timed out waiting for the child"
+        time.sleep(0.01)

@@ -18,7 +18,7 @@ import torch
 from sinklab.cli import main
 from sinklab.train.checkpoint import list_checkpoints
 from sinklab.train.loop import read_log
-from tests.train.conftest import STEPS, comparable, copy_run
+from tests.train.conftest import STEPS, assert_same_run, comparable, copy_run
 
 LOG_FIELDS = {
     "step",
@@ -74,15 +74,6 @@ def test_run_directory_contract(base_run):
     assert list((base_run / "tb").glob("events.out.tfevents.*"))
 
 
-def _same_run(a: Path, b: Path) -> None:
-    assert comparable(read_log(a)) == comparable(read_log(b))
-    ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (a, b))
-    ma.pop("model"), mb.pop("model")
-    assert json.dumps(ma) == json.dumps(mb)
-    wa = (a / "model" / "model.safetensors").read_bytes()
-    assert wa == (b / "model" / "model.safetensors").read_bytes()
-
-
 def test_half_then_resume_is_identical(base_run, tmp_path):
     run = copy_run(base_run, tmp_path / "run")
     for ckpt in list_checkpoints(run)[2:]:  # keep step 10 and 20 = N/2
@@ -90,7 +81,7 @@ def test_half_then_resume_is_identical(base_run, tmp_path):
     shutil.rmtree(run / "model")
     (run / "metrics.json").unlink()
     assert main(["train", "--resume", str(run)]) == 0
-    _same_run(base_run, run)
+    assert_same_run(base_run, run)
 
 
 def test_kill_9_then_resume(base_run, tiny_overrides, tmp_path):
@@ -155,17 +146,31 @@ def test_other_model_is_a_clear_error(broken, capsys):
     assert "does not match" in err or "different model" in err
 
 
-def test_no_checkpoint_is_an_error_not_a_restart(broken, capsys):
-    shutil.rmtree(broken / "checkpoints")
-    assert "no checkpoint" in _resume_error(broken, capsys)
+def test_resume_without_a_checkpoint_restarts_from_step_0(base_run, broken, capsys):
+    for name in ("checkpoints", "model"):  # tb/ stays: the restart must replace its events
+        shutil.rmtree(broken / name)
+    (broken / "metrics.json").unlink()
+    with (broken / "log.jsonl").open("a") as f:
+        f.write('{"step": 10, "tokens": 25')  # a line a kill cut short
+    assert main(["train", "--resume", str(broken)]) == 0
+    assert "no checkpoint yet" in capsys.readouterr().err
+    assert_same_run(base_run, broken)
+    assert len(list((broken / "tb").glob("events.out.tfevents.*"))) == 1
     assert main(["train", "--resume", str(broken / "nothing")]) == 2
 
 
-def test_existing_run_dir_is_not_overwritten(base_run, capsys):
-    assert main(["train", "--out", str(base_run), "--set", "train.steps=1"]) == 2
-    assert "--resume" in capsys.readouterr().err
+def test_out_with_other_settings_is_refused_naming_them(base_run, tiny_overrides, capsys):
+    assert main(["train", "--out", str(base_run), "--set", *tiny_overrides, "train.lr=1e-3"]) == 2
+    err = capsys.readouterr().err
+    assert "train.lr: 0.003 -> 0.001" in err and f"--resume {base_run}" in err and "another --out" in err
 
 
 def test_resume_refuses_changes_that_alter_numbers(broken, capsys):
     assert main(["train", "--resume", str(broken), "--set", "train.lr=1"]) == 2
     assert "train.steps" in capsys.readouterr().err
+
+
+def test_resume_below_the_checkpoint_step_is_refused(broken, capsys):
+    assert main(["train", "--resume", str(broken), "--set", "train.steps=5"]) == 2
+    err = capsys.readouterr().err
+    assert "train.steps=5 is below the step of checkpoint" in err and "train.steps=40 or more" in err

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import typing
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from sinklab.config import apply_overrides, to_dict
+from sinklab.config import apply_overrides, from_dict, to_dict
 from sinklab.model import AttentionConfig, ModelConfig, SinkLM
 from sinklab.train.command import resolve_config
-from sinklab.train.config import RunConfig, TrainConfig, run_config_from_dict
+from sinklab.train.config import DataConfig, RunConfig, TrainConfig, run_config_from_dict
 from sinklab.train.evaluate import masked_loss, target_mask
 from sinklab.train.optim import lr_at, param_groups
 from sinklab.train.presets import get_run_preset, run_preset_names
@@ -78,6 +80,70 @@ def test_required_keys_exist():
 def test_bad_keys_and_values_say_what_is_accepted(override, message):
     with pytest.raises(ValueError, match=message):
         apply_overrides(get_run_preset("tiny"), [override])
+
+
+def _float_fields() -> list[tuple[str, str, object]]:
+    """(section path, field, a non-finite value of its shape) for every float-valued config field."""
+    found = []
+    for path, cls in [
+        ("model", ModelConfig),
+        ("model.attention", AttentionConfig),
+        ("data", DataConfig),
+        ("train", TrainConfig),
+    ]:
+        for f in dataclasses.fields(cls):
+            tp = typing.get_type_hints(cls)[f.name]
+            args = typing.get_args(tp)
+            if tp is float or (float in args and typing.get_origin(tp) is not tuple):
+                found += [(path, f.name, math.nan), (path, f.name, -math.inf)]
+            elif typing.get_origin(tp) is tuple and float in args:
+                found.append((path, f.name, [0.5, math.inf]))
+    return found
+
+
+@pytest.mark.parametrize(("path", "name", "value"), _float_fields(), ids=lambda v: str(v))
+def test_every_float_field_rejects_nan_and_inf(path, name, value):
+    data = {name: value}
+    for part in reversed(path.split(".")):
+        data = {part: data}
+    with pytest.raises(ValueError, match=rf"{path}\.{name} must be"):
+        from_dict(RunConfig, data)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"), [("2000", 2000), ("2e3", 2000), ("1.5e0", None), ("inf", None), ("nan", None)]
+)
+def test_integers_accept_integral_exponents_only(text, expected):
+    if expected is None:
+        with pytest.raises(ValueError, match=r"train\.steps: expected an integer"):
+            apply_overrides(get_run_preset("tiny"), [f"train.steps={text}"])
+    else:
+        assert apply_overrides(get_run_preset("tiny"), [f"train.steps={text}"]).train.steps == expected
+
+
+def test_one_threshold_is_a_list_of_one_and_a_pair_needs_two():
+    assert apply_overrides(get_run_preset("tiny"), ["train.eval_eps=0.1"]).train.eval_eps == (0.1,)
+    with pytest.raises(ValueError, match=r"train.betas must be a list of 2 finite numbers"):
+        apply_overrides(get_run_preset("tiny"), ["train.betas=0.9"])
+    with pytest.raises(ValueError, match=r"train.betas must be a list of 2"):
+        TrainConfig(betas=(0.9, 0.95, 0.99))
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model.attention.prefix=65", "model.attention.prefix=65 is longer than data.context=64"),
+        ("model.attention.window=65", "model.attention.window=65 is longer than data.context=64"),
+    ],
+)
+def test_lengths_are_checked_against_data_context(override, message):
+    mask = override.split(".")[2].split("=")[0]
+    cfg = apply_overrides(
+        get_run_preset("tiny"), [f"model.attention.mask={mask}", override.replace("65", "64")]
+    )
+    assert cfg.model.attention.mask == mask  # the longest allowed
+    with pytest.raises(ValueError, match=message):
+        apply_overrides(get_run_preset("tiny"), [f"model.attention.mask={mask}", override])
 
 
 def test_schedule():
