@@ -16,11 +16,14 @@ The rule, written once here and applied to every claim:
 Verdicts: reproduced (the runs show the effect), contradicted (they show the opposite beyond noise, with
 the rule satisfied), inconclusive (the difference is within noise), not at this scale (a precondition does
 not hold here: no sink in the default, a run stopped before the sink could emerge, or a claim about another
-scale), missing (a run it needs has not finished).
+scale), untested at CPU scales (the claim is about a natural first token and every sequence of this scale
+starts with the same BOS, or this no-BOS CPU scale grew no sink in its default run), missing (a run it needs
+has not finished).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -33,8 +36,9 @@ REPRODUCED = "reproduced"
 CONTRADICTED = "contradicted"
 INCONCLUSIVE = "inconclusive"
 NOT_AT_SCALE = "not at this scale"
+UNTESTED = "untested at CPU scales"
 MISSING = "missing"
-VERDICTS = (REPRODUCED, CONTRADICTED, INCONCLUSIVE, NOT_AT_SCALE, MISSING)
+VERDICTS = (REPRODUCED, CONTRADICTED, INCONCLUSIVE, NOT_AT_SCALE, UNTESTED, MISSING)
 
 SINK_PRESENT = 5.0  # Sink_1 (%) at or above which a run has a sink
 SINK_ABSENT = 1.0  # ... at or below which it has none (the paper's "no sink" runs are 0.0-0.8 %)
@@ -359,9 +363,10 @@ def onset(default: Run) -> tuple[int, int] | None:
 class Rule:
     """The one rule, bound to a set of results (the default run gives the sink onset)."""
 
-    def __init__(self, results: Results, scale: str, baseline: str = "default") -> None:
+    def __init__(self, results: Results, scale: str, baseline: str = "default", bos: bool = False) -> None:
         self.results = results
         self.scale = scale
+        self.bos = bos  # every sequence of this scale starts with the same BOS
         self.baseline = results.get(baseline)
         self.onset = onset(self.baseline) if self.baseline else None
 
@@ -424,12 +429,29 @@ class Claim:
     paper: str  # the paper's numbers, as printed
     runs: tuple[str, ...]  # runs it needs
     judge: Callable[[Rule], Finding]
+    natural_first_token: bool = False  # about a first token that is ordinary text (the paper's packing)
 
-    def evaluate(self, results: Results, scale: str) -> Finding:
+    def evaluate(self, results: Results, scale: str, bos: bool = False) -> Finding:
         absent = [r for r in self.runs if r not in results]
         if absent:
             return Finding(f"runs not finished: {', '.join(absent)}", MISSING, "missing runs")
-        return self.judge(Rule(results, scale))
+        rule = Rule(results, scale, bos=bos)
+        finding = self.judge(rule)
+        if self.natural_first_token and scale not in PAPER_SCALES and finding.verdict != MISSING:
+            if bos:
+                return Finding(
+                    finding.ours,
+                    UNTESTED,
+                    "needs a natural first token; every sequence at this "
+                    "scale starts with the same BOS, which makes x1 a learned constant",
+                )
+            if not rule.default_has_sink:
+                return Finding(
+                    finding.ours,
+                    UNTESTED,
+                    "needs a natural first token; this no-BOS CPU scale grew no sink in its default run",
+                )
+        return finding
 
 
 def _stat_text(rule: Rule, name: str, metric: Metric | None = None) -> str:
@@ -797,7 +819,7 @@ def build_claims(windows: tuple[int, int] = (8, 32), default_wd: float = 0.5) ->
     functions of it."""
     small_w, large_w = windows
     wd0, wd_mod, wd_ext = wd_run(0.0, default_wd), wd_run(0.5, default_wd), wd_run(5.0, default_wd)
-    return (
+    claims = (
         Claim(
             "sink-emerges",
             "optimization",
@@ -1125,6 +1147,29 @@ def build_claims(windows: tuple[int, int] = (8, 32), default_wd: float = 0.5) ->
             _scale_only(("1b",), _no_sink(("sigmoid_nonorm",), similar_loss=True)),
         ),
     )
+    return tuple(
+        dataclasses.replace(c, natural_first_token=True) if c.id in NATURAL_FIRST_TOKEN else c for c in claims
+    )
+
+
+# Claims about a first token that is ordinary text: untestable where every sequence starts with a BOS.
+NATURAL_FIRST_TOKEN = frozenset(
+    (
+        "data-amount",
+        "data-less-weaker",
+        "random-x1",
+        "random-x2",
+        "random-x1x2",
+        "random-more",
+        "prefix-lm",
+        "window-small",
+        "window-large",
+        "positions",
+        "ffn",
+        "post-ln",
+        "sink-token",
+    )
+)
 
 
 def _window_sink(run: RunResult) -> float | None:

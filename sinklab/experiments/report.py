@@ -36,6 +36,7 @@ VERDICT_COLOURS = {
     "contradicted": "#cf222e",
     "inconclusive": "#6e40c9",
     "not at this scale": "#9a6700",
+    "untested at CPU scales": "#bc4c00",
     "missing": "#666",
 }
 
@@ -81,8 +82,17 @@ def claims_for_sweep(sweep: dict[str, Any]) -> list[Claim]:
     return [c for c in claims if c.suite in sweep["suites"]]
 
 
-def evaluate(results: Results, claims: list[Claim], scale: str) -> list[tuple[Claim, Finding]]:
-    return [(c, c.evaluate(results, scale)) for c in claims]
+def evaluate(
+    results: Results, claims: list[Claim], scale: str, bos: bool = False
+) -> list[tuple[Claim, Finding]]:
+    return [(c, c.evaluate(results, scale, bos=bos)) for c in claims]
+
+
+def scale_has_bos(name: str) -> bool:
+    """Whether every sequence of the named scale starts with the same BOS (unknown scales: no)."""
+    from sinklab.experiments.suites import SCALES, prepends_bos
+
+    return name in SCALES and prepends_bos(SCALES[name])
 
 
 def _curves(results: Results, names: list[str]) -> dict[str, list[list[tuple[float, float]]]]:
@@ -140,7 +150,7 @@ def write_report(out: Path) -> tuple[Path, Path, list[tuple[Claim, Finding]]]:
     sweep = read_sweep(out)
     results, unreadable = load_results(out)
     claims = claims_for_sweep(sweep)
-    findings = evaluate(results, claims, sweep["scale"])
+    findings = evaluate(results, claims, sweep["scale"], bos=scale_has_bos(sweep["scale"]))
     figures = out / "figures"
     images = {c.id: _claim_figure(c, results, figures) for c, _ in findings}
     rule = Rule(results, sweep["scale"])

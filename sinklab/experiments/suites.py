@@ -83,6 +83,17 @@ SCALES: dict[str, Scale] = {
         note="tiny CPU scale: the demo recipe (2 x 128, BOS at position 0) for 4000 steps",
         seeds=3,
     ),
+    # The paper's packing on a CPU (no BOS): the scale for the claims about a natural first token.
+    "nobos": Scale(
+        name="nobos",
+        preset="nobos",
+        base=("train.threads=1", "train.progress=false"),
+        lr=2e-3,
+        batch_size=8,
+        windows=(8, 32),
+        note="no-BOS CPU scale: the paper's packing, 4 x 128, context 256 (docs/nobos-recipe.md)",
+        seeds=2,
+    ),
     "small": Scale(
         name="small",
         preset="small",
@@ -313,6 +324,29 @@ def architecture(scale: Scale) -> list[RunSpec]:
             )
         ],
     )
+
+
+@SUITES.register("natural")
+def natural(scale: Scale) -> list[RunSpec]:
+    """The runs of the claims about a natural first token (for the no-BOS scale): random tokens, data
+    amount, prefix LM, windows, sink token, K/V biases, sigmoid without normalisation, positions."""
+    wanted = (
+        "random_x1",
+        "random_x2",
+        "random_x1x2",
+        "data_10pct",
+        "data_1pct",
+        "prefix_5",
+        "sink_token",
+        "kv_bias_k",
+        "kv_bias_v",
+        "sigmoid_nonorm",
+        *(f"pos_{p}" for p in ("nope", "sinusoidal", "learned", "relative", "alibi")),
+    )
+    from sinklab.experiments.claims import window_run
+
+    pool = {s.name: s for suite in (data, loss, architecture) for s in suite(scale)}
+    return [DEFAULT, *(pool[n] for n in (*wanted, *(window_run(w) for w in scale.windows)))]
 
 
 @SUITES.register("beyond")

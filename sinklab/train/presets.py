@@ -69,6 +69,31 @@ def demo() -> RunConfig:
     return cfg
 
 
+@RUN_PRESETS.register("nobos")
+def nobos() -> RunConfig:
+    """The paper's packing on a CPU: no BOS (a sequence starts anywhere), 4 x 128 model, context 256, 8 x 256
+    tokens per step, lr 2e-3, weight decay 0.5, 12000 steps; evaluated on 100 x 64 tokens without a BOS.
+
+    The best recipe of the search in docs/nobos-recipe.md so far; it has not yet reached its target
+    (Sink_1 >= 10 % within 90 minutes of one CPU thread), see there."""
+    cfg = tiny()
+    cfg.data.bos = "none"
+    cfg.data.vocab_size = 2048
+    cfg.data.context = 256
+    cfg.train = TrainConfig(
+        steps=12000,
+        batch_size=8,
+        lr=2e-3,
+        warmup=200,
+        schedule="constant",
+        weight_decay=0.5,
+        eval_every=500,
+        checkpoint_every=1000,
+        eval_eps=(0.3, 0.2, 0.1),
+    )
+    return cfg
+
+
 @RUN_PRESETS.register("small")
 def small() -> RunConfig:
     """The small model (6 x 384), BPE 8192, context 256, 32 x 256 tokens per step."""

@@ -12,6 +12,7 @@ from sinklab.experiments.claims import (
     MISSING,
     NOT_AT_SCALE,
     REPRODUCED,
+    UNTESTED,
     RunResult,
     Stat,
     build_claims,
@@ -96,8 +97,8 @@ def claim(claim_id: str):
     return next(c for c in CLAIMS if c.id == claim_id)
 
 
-def verdict(claim_id: str, *runs: list[RunResult], scale: str = "tiny") -> str:
-    return claim(claim_id).evaluate(results(*runs), scale).verdict
+def verdict(claim_id: str, *runs: list[RunResult], scale: str = "nobos", bos: bool = False) -> str:
+    return claim(claim_id).evaluate(results(*runs), scale, bos=bos).verdict
 
 
 DEFAULT = seeds("default", 30.0)
@@ -391,3 +392,21 @@ def test_a_window_bound_cannot_pass_the_window_claim():
 def test_ratio_claims_need_two_seeds():
     one = [seeds("default", 30.0, value=0.3, n=1)]
     assert verdict("sink-value-small", *one) == INCONCLUSIVE
+
+
+def test_natural_first_token_claims_are_untested_where_a_bos_starts_every_sequence():
+    runs = [DEFAULT, seeds("random_x2", 25.0)]
+    assert verdict("random-x2", *runs) == REPRODUCED
+    assert verdict("random-x2", *runs, scale="tiny", bos=True) == UNTESTED
+    # a no-BOS CPU scale whose default grew no sink cannot test them either
+    assert verdict("random-x2", seeds("default", 0.0), seeds("random_x2", 0.0)) == UNTESTED
+    # claims that do not need a natural first token are judged at a BOS scale as usual
+    assert (
+        verdict("sigmoid-nonorm", DEFAULT, seeds("sigmoid_nonorm", 0.0), scale="tiny", bos=True) == REPRODUCED
+    )
+    assert {c.id for c in CLAIMS if c.natural_first_token} >= {
+        "random-x1",
+        "prefix-lm",
+        "positions",
+        "sink-token",
+    }

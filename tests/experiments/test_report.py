@@ -46,7 +46,7 @@ def test_report_table_and_files(tmp_path):
     assert verdicts["lr-smaller-weaker"] == "reproduced"  # 20 vs 4: beyond one head (12.5)
     assert verdicts["lr-larger-stronger"] == "reproduced"  # 35 vs 20: 15 > 12.5
     assert verdicts["k-bias"] == "reproduced"
-    assert verdicts["sink-token"] == "reproduced"
+    assert verdicts["sink-token"] == "untested at CPU scales"  # tiny starts every sequence with a BOS
     assert verdicts["batch-no-effect"] == "missing"
     text = md.read_text()
     assert "| A smaller learning rate gives a weaker sink | lr 8e-4: 32.23" in text

@@ -26,7 +26,7 @@ def test_every_override_is_a_valid_config_key():
 def test_unknown_suite_and_scale_list_the_accepted_ones():
     with pytest.raises(ValueError, match=r"accepted: .*optimization"):
         runs_for("nope", SCALES["tiny"])
-    with pytest.raises(ValueError, match="accepted: micro, tiny, small, 60m, 1b"):
+    with pytest.raises(ValueError, match="accepted: micro, tiny, nobos, small, 60m, 1b"):
         get_scale("huge")
     assert "open-lms" in suite_names()
 
@@ -38,3 +38,33 @@ def test_a_fixed_token_is_the_only_constant_token_at_every_scale():
                 assert "data.bos=none" in spec.overrides
                 position = int(spec.name[-1]) - 1
                 assert f"data.fixed_position={position}" in spec.overrides
+
+
+def test_nobos_scale_micro_smoke(tmp_path, monkeypatch):
+    """The no-BOS preset and scale at micro size: runs train with the paper's packing (no BOS, in training
+    and in the evaluation set) and the report reads the natural-first-token claims at that scale."""
+    import dataclasses
+    import json
+
+    from sinklab.experiments.command import merged_sweep
+    from sinklab.experiments.report import write_report
+    from sinklab.experiments.suites import MICRO
+    from sinklab.experiments.sweep import run_sweep
+
+    monkeypatch.setenv("SINKLAB_CACHE", str(tmp_path / "cache"))
+    scale = dataclasses.replace(SCALES["nobos"], base=(*SCALES["nobos"].base, *MICRO))
+    specs = [s for s in runs_for("natural", scale) if s.name in ("default", "random_x1")]
+    outcome = run_sweep(specs, scale, tmp_path, jobs=2, progress=False)
+    assert sorted(outcome.finished) == ["default", "random_x1"]
+    config = json.loads((tmp_path / "runs" / "default" / "config.json").read_text())
+    assert config["data"]["bos"] == "none" and config["preset"] == "nobos"
+    firsts = {
+        json.loads(line)["input_ids"][0] for line in (tmp_path / "runs" / "default" / "eval_set.jsonl").open()
+    }
+    assert len(firsts) > 1  # sequences start anywhere: no constant first token
+    (tmp_path / "sweep.json").write_text(
+        json.dumps(merged_sweep(tmp_path, ["data"], "nobos", "", ["default"]))
+    )
+    _, _, findings = write_report(tmp_path)
+    verdicts = {c.id: f.verdict for c, f in findings}
+    assert verdicts["random-x1"] == "untested at CPU scales"  # a micro default grows no sink
