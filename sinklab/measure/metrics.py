@@ -23,6 +23,15 @@ def key_divisors(seq_len: int, device: torch.device | None = None) -> torch.Tens
     return torch.arange(seq_len, 0, -1, device=device, dtype=torch.float32)
 
 
+def window_alpha(alpha: np.ndarray, window: int) -> np.ndarray:
+    """alpha (..., T) re-normalised by the queries that can see each key under a window of `window` keys
+    (itself included): min(w, T - k + 1) instead of T - k + 1. Plain alpha_k of a window model is at most
+    w / (T - k + 1) by construction; this one can reach 1 (the paper's Fig. 6 reading)."""
+    seq_len = alpha.shape[-1]
+    divisors = key_divisors(seq_len).numpy()
+    return alpha * (divisors / np.minimum(divisors, window))
+
+
 def importance_scores(weights: torch.Tensor) -> torch.Tensor:
     """alpha over the last axis from full (..., T, T) attention maps [query, key] (reference path).
 

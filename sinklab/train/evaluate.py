@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sinklab.measure.metrics import summarize_alpha
+from sinklab.measure.metrics import sink_percent, summarize_alpha, window_alpha
 from sinklab.measure.record import AttentionRecord, RecordResult
 
 LOG_POSITIONS = 10  # the pre-train eval of the paper prints the first 10 positions
@@ -68,8 +68,10 @@ def record_sink(
     return record.result()
 
 
-def log_fields(result: RecordResult, eps_list: tuple[float, ...]) -> dict[str, Any]:
-    """The sink fields of a log.jsonl line."""
+def log_fields(
+    result: RecordResult, eps_list: tuple[float, ...], window: int | None = None
+) -> dict[str, Any]:
+    """The sink fields of a log.jsonl line (`window`: also the window-normalised Sink_k)."""
     summary = summarize_alpha(result.alpha, eps_list)
     fields: dict[str, Any] = {
         "sink_1": summary["sink_percent"][0],
@@ -84,6 +86,8 @@ def log_fields(result: RecordResult, eps_list: tuple[float, ...]) -> dict[str, A
     if result.slot_alpha is not None:
         fields["slot_alpha"] = float(result.slot_alpha.mean())
         fields["slot_sink_percent"] = float((result.slot_alpha > eps_list[0]).mean() * 100.0)
+    if window is not None:
+        fields["sink_percent_window"] = window_sink_percent(result, eps_list, window)[:LOG_POSITIONS]
     if result.alpha_raw is not None:
         fields["sink_percent_raw"] = summarize_alpha(result.alpha_raw, eps_list)["sink_percent"][
             :LOG_POSITIONS
@@ -91,8 +95,15 @@ def log_fields(result: RecordResult, eps_list: tuple[float, ...]) -> dict[str, A
     return fields
 
 
-def metrics_json(result: RecordResult, eps_list: tuple[float, ...], model_name: str) -> dict[str, Any]:
-    """The final metrics.json, in the format of `sinklab measure`."""
+def window_sink_percent(result: RecordResult, eps_list: tuple[float, ...], window: int) -> list[float]:
+    """Sink_k at the headline epsilon with alpha normalised by the queries a window lets see each key."""
+    return [float(x) for x in sink_percent(window_alpha(result.alpha, window), eps_list[0])]
+
+
+def metrics_json(
+    result: RecordResult, eps_list: tuple[float, ...], model_name: str, window: int | None = None
+) -> dict[str, Any]:
+    """The final metrics.json, in the format of `sinklab measure` (`window`: plus sink_percent_window)."""
     out: dict[str, Any] = {
         "model": model_name,
         "samples": int(result.samples),
@@ -103,6 +114,8 @@ def metrics_json(result: RecordResult, eps_list: tuple[float, ...], model_name: 
     if result.alpha_raw is not None:
         raw = summarize_alpha(result.alpha_raw, eps_list)
         out["raw"] = {k: raw[k] for k in ("sink_percent", "sink_percent_by_eps", "sink_percent_by_layer")}
+    if window is not None:
+        out["sink_percent_window"] = window_sink_percent(result, eps_list, window)
     if result.slot_alpha is not None:
         out["slot_alpha"] = result.slot_alpha.mean(axis=0).tolist()
         out["slot_sink_percent"] = float((result.slot_alpha > eps_list[0]).mean() * 100.0)

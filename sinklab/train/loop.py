@@ -182,7 +182,9 @@ def _train(
             "train_loss": train_loss,
             "val_loss": val_loss,
         }
-        record.update(log_fields(record_sink(measured, eval_ids, EVAL_BATCH, autocast), tc.eval_eps))
+        record.update(
+            log_fields(record_sink(measured, eval_ids, EVAL_BATCH, autocast), tc.eval_eps, _window(model_cfg))
+        )
         seconds, steps = timing or (0.0, 0)
         record["tokens_per_s"] = tokens_per_step * steps / seconds if seconds > 0 else None
         env.reshard(wrapped)
@@ -246,7 +248,9 @@ def _train(
     wrapped.eval()
     result = record_sink(measured, eval_ids, EVAL_BATCH, autocast, analyses=True)
     if env.is_main:
-        atomic_write_json(out / "metrics.json", metrics_json(result, tc.eval_eps, str(out)))
+        atomic_write_json(
+            out / "metrics.json", metrics_json(result, tc.eval_eps, str(out), _window(model_cfg))
+        )
     env.barrier()
     if not last and env.is_main:  # resumed at the last step: nothing was evaluated in this process
         logged = read_log(out)
@@ -276,3 +280,9 @@ def read_log(run_dir: str | Path) -> list[dict[str, Any]]:
             if i < len(lines) - 1:
                 raise
     return records
+
+
+def _window(model_cfg: ModelConfig) -> int | None:
+    """The attention window when the mask is one (its runs also log the window-normalised Sink_k)."""
+    attention = model_cfg.attention
+    return attention.window if attention.mask == "window" else None

@@ -131,3 +131,16 @@ def test_strongest_head_map_with_sequences_longer_than_a_query_block(tmp_path) -
     layer, head = res.strongest_head["layer"], res.strongest_head["head"]
     alpha = importance_scores(torch.as_tensor(res.head_map)).numpy()
     np.testing.assert_allclose(alpha, np.asarray(res.alpha)[layer][head], atol=1e-5)
+
+
+def test_window_alpha_counts_only_the_queries_that_see_the_key():
+    """Hand-worked: T = 4, a window of 2 keys. Key 1 is seen by queries 1 and 2 only; plain alpha_1 divides
+    its column sum by 4, the window-normalised one by 2 (keys 3 and 4: min(2, T - k + 1) = 2 and 1)."""
+    import numpy as np
+
+    from sinklab.measure.metrics import importance_scores, window_alpha
+
+    a = torch.tensor([[1.0, 0.0, 0.0, 0.0], [0.9, 0.1, 0.0, 0.0], [0.0, 0.5, 0.5, 0.0], [0.0, 0.0, 0.3, 0.7]])
+    plain = importance_scores(a).numpy()
+    np.testing.assert_allclose(plain, [1.9 / 4, 0.6 / 3, 0.8 / 2, 0.7 / 1], rtol=1e-6)
+    np.testing.assert_allclose(window_alpha(plain, 2), [1.9 / 2, 0.6 / 2, 0.8 / 2, 0.7 / 1], rtol=1e-6)

@@ -17,7 +17,8 @@ import torch
 
 from sinklab.cli import main
 from sinklab.train.checkpoint import list_checkpoints
-from sinklab.train.loop import read_log
+from sinklab.train.command import resolve_config
+from sinklab.train.loop import read_log, train
 from tests.train.conftest import STEPS, assert_same_run, comparable, copy_run
 
 LOG_FIELDS = {
@@ -174,3 +175,21 @@ def test_resume_below_the_checkpoint_step_is_refused(broken, capsys):
     assert main(["train", "--resume", str(broken), "--set", "train.steps=5"]) == 2
     err = capsys.readouterr().err
     assert "train.steps=5 is below the step of checkpoint" in err and "train.steps=40 or more" in err
+
+
+def test_window_runs_log_the_window_normalised_sink(tiny_overrides, tmp_path):
+    """A windowed run logs sink_percent_window (alpha over the queries that can see each key) beside the
+    plain Sink_k, in every log line and in metrics.json; it can only be >= the plain one."""
+    cfg = resolve_config(
+        "tiny",
+        None,
+        [*tiny_overrides, "train.steps=10", "model.attention.mask=window", "model.attention.window=4"],
+    )
+    train(cfg, tmp_path / "w")
+    lines = read_log(tmp_path / "w")
+    metrics = json.loads((tmp_path / "w" / "metrics.json").read_text())
+    assert all(len(x["sink_percent_window"]) == len(x["sink_percent"]) for x in lines)
+    assert len(metrics["sink_percent_window"]) == 32
+    assert all(w >= p for w, p in zip(metrics["sink_percent_window"], metrics["sink_percent"], strict=True))
+    plain = json.loads((tmp_path / "w" / "config.json").read_text())
+    assert plain["model"]["attention"]["window"] == 4
