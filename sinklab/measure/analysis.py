@@ -1,7 +1,8 @@
 """The paper's Sec. 3 analyses and the metrics.json fields, from what an AttentionRecord kept.
 
 - Hidden-state norms ||h_t^l|| by layer and position, and the massive-activation ratio of the first
-  token's norm to the median norm of the other positions (per layer).
+  token's norm to the mean norm of the other positions (per layer; the paper's ratio), and to their median
+  (robust to a second massive token).
 - Key / value / query norms by layer and position (keys after positional encoding), with the same
   first-to-median ratio (the paper finds ||k_1|| and ||v_1|| small).
 - Cosine between the first token's key and the queries of other positions, against the mean cosine of
@@ -17,6 +18,13 @@ import numpy as np
 
 from sinklab.measure.metrics import summarize_alpha
 from sinklab.measure.record import RecordResult
+
+
+def first_to_mean(table: np.ndarray) -> np.ndarray:
+    """(rows, T) -> per row: value at position 1 / mean over positions 2..T (the paper's ratio)."""
+    if table.shape[1] < 2:
+        return np.full(table.shape[0], np.nan)
+    return table[:, 0] / table[:, 1:].mean(axis=1)
 
 
 def first_to_median(table: np.ndarray) -> np.ndarray:
@@ -58,7 +66,8 @@ def analyses(result: RecordResult) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if result.hidden_norm is not None:
         out["hidden_norm"] = result.hidden_norm
-        out["massive_activation_ratio"] = first_to_median(result.hidden_norm)
+        out["massive_activation_ratio"] = first_to_mean(result.hidden_norm)  # the paper's: mean
+        out["massive_activation_ratio_median"] = first_to_median(result.hidden_norm)
     for name in ("key_norm", "value_norm", "query_norm"):
         table = getattr(result, name)
         if table is not None:

@@ -157,7 +157,7 @@ def summary(result: Any) -> str:
         if finite:
             r, i = max(finite)
             lines.append(
-                f"massive activation: ||h_1|| / median ||h_t|| peaks at {r:.1f}x "
+                f"massive activation: ||h_1|| / mean ||h_t|| peaks at {r:.1f}x "
                 f"(hidden state {i}: after {i} blocks, 0 = embeddings)"
             )
     if result.slot:

@@ -34,3 +34,13 @@ def test_jsonable_large_table_is_plain_python():
     table = np.random.default_rng(0).random((12, 8, 1024))
     out = jsonable(table.tolist())
     assert isinstance(out[0][0][0], float) and out == table.tolist()
+
+
+def test_massive_activation_ratio_uses_the_papers_mean_and_reports_the_median_too():
+    """Hand-worked: ||h_1|| = 10, others 1, 1, 4: mean 2 -> ratio 5 (the paper's); median 1 -> 10."""
+    import numpy as np
+
+    from sinklab.measure.analysis import first_to_mean, first_to_median
+
+    table = np.array([[10.0, 1.0, 1.0, 4.0]])
+    assert first_to_mean(table)[0] == 5.0 and first_to_median(table)[0] == 10.0
