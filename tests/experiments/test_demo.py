@@ -60,3 +60,33 @@ def test_demo_shows_softmax_sink_and_no_sigmoid_sink(tmp_path):
     assert summary["softmax_sink"] >= 10.0
     assert summary["sigmoid_sink"] <= 1.0
     assert abs(summary["softmax_loss"] - summary["sigmoid_loss"]) <= 0.3
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="POSIX signals")
+def test_demo_stopped_early_finishes_with_the_same_command(tmp_path, monkeypatch):
+    """SIGTERM (or Ctrl-C) in the first seconds of the demo, before any checkpoint: the README's command run
+    again finishes the work instead of refusing the folder."""
+    import signal
+    import time
+
+    monkeypatch.setenv("SINKLAB_CACHE", str(tmp_path / "cache"))
+    sets = [
+        a
+        for item in (*MICRO, "train.steps=300", "train.eval_every=100", "train.checkpoint_every=100")
+        for a in ("--set", item)
+    ]
+    out = tmp_path / "demo"
+    cmd = [sys.executable, "-m", "sinklab.cli", "demo", "--out", str(out), *sets]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not all(
+        (out / "runs" / n / "log.jsonl").exists() for n in ("softmax", "sigmoid")
+    ):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0 and "Traceback" not in err
+    assert not (out / "runs" / "softmax" / "metrics.json").exists()  # really stopped before the end
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert (out / "report.html").exists()
