@@ -180,3 +180,38 @@ def suite_curves(
     for ax in list(axes.flat)[len(suites) :]:
         ax.axis("off")
     return save_png(fig, path)
+
+
+def onset_curve(
+    seeds: list[list[tuple[float, float, float]]],
+    title: str,
+    path: Path,
+    onset: tuple[int, int] | None,
+) -> Path:
+    """The default run's Sink_1 against steps (bottom axis) and tokens (top axis): the seed mean, each seed
+    faded, and the sink onset (first evaluation with seed-mean Sink_1 >= 5 %) marked."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.0, 3.4), layout="constrained")
+    for run in seeds:
+        ax.plot([s for s, _, _ in run], [v for _, _, v in run], color="grey", lw=0.8, alpha=0.6)
+    _band(ax, [[(s, v) for s, _, v in run] for run in seeds], "black", "default (seed mean)", 2.0)
+    per_step = [t / s for run in seeds for s, t, _ in run if s > 0]
+    if per_step:
+        ratio = sum(per_step) / len(per_step)
+        top = ax.secondary_xaxis("top", functions=(lambda s: s * ratio / 1e6, lambda m: m * 1e6 / ratio))
+        top.set_xlabel("tokens (millions)")
+    if onset is not None:
+        ax.axvline(onset[0], color="#cf222e", ls="--", lw=1)
+        ax.annotate(
+            f"onset: step {onset[0]}\n({onset[1] / 1e6:.1f}M tokens)",
+            (onset[0], ax.get_ylim()[1] * 0.9),
+            xytext=(6, 0),
+            textcoords="offset points",
+            fontsize=8,
+            color="#cf222e",
+            va="top",
+        )
+    ax.axhline(5.0, color="grey", ls=":", lw=0.8)
+    ax.set(xlabel="training step", ylabel="Sink_1 (%)", title=title)
+    ax.grid(alpha=0.3)
+    return save_png(fig, path)

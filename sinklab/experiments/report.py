@@ -155,6 +155,7 @@ def write_report(out: Path) -> tuple[Path, Path, list[tuple[Claim, Finding]]]:
     images = {c.id: _claim_figure(c, results, figures) for c, _ in findings}
     rule = Rule(results, sweep["scale"])
     overview = _overview(results, claims, rule, figures)
+    onset_figure = _onset_figure(results, rule, sweep, figures)
     counts = {v: sum(f.verdict == v for _, f in findings) for v in VERDICTS}
     context = {
         "sweep": sweep,
@@ -168,13 +169,20 @@ def write_report(out: Path) -> tuple[Path, Path, list[tuple[Claim, Finding]]]:
         "rule": rule_text(),
         "seeds": sorted({len(r.seeds) for r in results.values()}),
     }
-    md = _render("report.md.j2", context, images=_relative(images, out), overview=_rel(overview, out))
+    md = _render(
+        "report.md.j2",
+        context,
+        images=_relative(images, out),
+        overview=_rel(overview, out),
+        onset_figure=_rel(onset_figure, out),
+    )
     md_path = atomic_write_text(out / "report.md", md)
     page = _render(
         "report.html.j2",
         context,
         images={k: plots.png_data_uri(p) for k, p in images.items() if p},
         overview=plots.png_data_uri(overview) if overview else None,
+        onset_figure=plots.png_data_uri(onset_figure) if onset_figure else None,
         colours=VERDICT_COLOURS,
     )
     html_path = atomic_write_text(out / "report.html", page)
@@ -221,6 +229,26 @@ def _overview(results: Results, claims: list[Claim], rule: Rule, figures: Path) 
         return None
     onset = float(rule.onset[0]) if rule.onset else None
     return plots.suite_curves(panels, figures / "sink1_curves.png", onset=onset)
+
+
+def _onset_figure(results: Results, rule: Rule, sweep: dict[str, Any], figures: Path) -> Path | None:
+    """When the default run's sink emerged, against steps and tokens (the paper's Fig. 4 shape)."""
+    default = results.get("default")
+    if default is None:
+        return None
+    seeds = [
+        [
+            (float(h["step"]), float(h.get("tokens", 0)), float(h["sink_percent"][0]))
+            for h in r.history
+            if h.get("sink_percent")
+        ]
+        for r in default.seeds
+    ]
+    seeds = [s for s in seeds if s]
+    if not seeds:
+        return None
+    title = f"default run at scale {sweep['scale']}: Sink_1 during training ({len(seeds)} seed(s))"
+    return plots.onset_curve(seeds, title, figures / "default_onset.png", rule.onset)
 
 
 def _relative(images: dict[str, Path | None], out: Path) -> dict[str, str]:

@@ -64,6 +64,7 @@ def test_report_table_and_files(tmp_path):
     assert lr["runs"]["default"]["sink_1"] == [20.0, 21.0, 19.0]
     assert "one head" in lr["rule"]
     assert (tmp_path / "figures" / "sink1_curves.png").stat().st_size > 1000
+    assert (tmp_path / "figures" / "default_onset.png").stat().st_size > 1000  # steps and tokens, onset
 
 
 def test_report_on_a_directory_that_is_not_a_sweep(tmp_path):
