@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+# Both are in the test extra: a missing one must fail the suite, not skip the GGUF feature's tests.
+import accelerate  # noqa: F401  (transformers needs it to load a GGUF file)
+import gguf
 import numpy as np
 import pytest
 import torch
@@ -14,9 +17,6 @@ from transformers import AutoModelForCausalLM, LlamaConfig
 from sinklab.cli import main
 from sinklab.measure import hf
 from sinklab.measure.api import load_model, measure
-
-gguf = pytest.importorskip("gguf", reason="the gguf package (sinklab[gguf]) writes the test file")
-pytest.importorskip("accelerate", reason="transformers needs accelerate to load a GGUF file")
 
 NAME = "tiny-f32.gguf"
 HEADS, KV_HEADS, HIDDEN, LAYERS, FFN, CONTEXT = 4, 2, 64, 2, 128, 128
