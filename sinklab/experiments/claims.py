@@ -430,6 +430,10 @@ class Claim:
     runs: tuple[str, ...]  # runs it needs
     judge: Callable[[Rule], Finding]
     natural_first_token: bool = False  # about a first token that is ordinary text (the paper's packing)
+    # For the claim's figure: the paper's value of each run on the figure's metric (Sink_k at `position`,
+    # or Sink_1* on the slot for slot runs), drawn beside ours.
+    paper_values: tuple[tuple[str, float], ...] = ()
+    position: int = 1
 
     def evaluate(self, results: Results, scale: str, bos: bool = False) -> Finding:
         absent = [r for r in self.runs if r not in results]
@@ -1148,8 +1152,71 @@ def build_claims(windows: tuple[int, int] = (8, 32), default_wd: float = 0.5) ->
         ),
     )
     return tuple(
-        dataclasses.replace(c, natural_first_token=True) if c.id in NATURAL_FIRST_TOKEN else c for c in claims
+        dataclasses.replace(
+            c,
+            natural_first_token=c.id in NATURAL_FIRST_TOKEN,
+            paper_values=_paper_values(c.id, wd0, wd_mod, wd_ext),
+            position=FIGURE_POSITION.get(c.id, 1),
+        )
+        for c in claims
     )
+
+
+# The paper's numbers per run, for the claims' figures (Sink_1 in %, 60M unless said; * = on the slot).
+PAPER_DEFAULT = 18.18
+FIGURE_POSITION = {"random-x1x2": 2, "fixed-pos2": 2, "fixed-pos3": 3}
+
+
+def _paper_values(claim_id: str, wd0: str, wd_mod: str, wd_ext: str) -> tuple[tuple[str, float], ...]:
+    table: dict[str, dict[str, float]] = {
+        "sink-emerges": {},
+        "lr-smaller-weaker": {"lr_x0.25": 2.90},
+        "lr-larger-stronger": {"lr_x2": 32.23},
+        "lr-steps-matched": {"lr_x0.5_steps_x2": 16.81},
+        "batch-no-effect": {"batch_x0.5": 17.19, "batch_x2": 16.19},
+        "random-x1": {"random_x1": 27.03},
+        "random-x2": {"random_x2": 20.99},
+        "random-x1x2": {"random_x1x2": 14.08},
+        "fixed-pos1": {"fixed_pos1": 74.11},
+        "fixed-pos2": {"fixed_pos2": 69.03},
+        "fixed-pos3": {"fixed_pos3": 69.64},
+        "wd-zero-sink": {wd0: 15.20},
+        "wd-moderate": {wd0: 15.20, wd_mod: 41.08},
+        "wd-extreme": {wd_ext: 0.01},
+        "positions": {
+            "pos_nope": 20.35,
+            "pos_sinusoidal": 32.73,
+            "pos_learned": 33.13,
+            "pos_relative": 35.53,
+            "pos_alibi": 20.78,
+        },
+        "ffn": {
+            "mlp_relu": 16.90,
+            "mlp_gelu": 14.76,
+            "mlp_silu": 17.89,
+            "mlp_reglu": 13.88,
+            "mlp_geglu": 17.86,
+        },
+        "post-ln": {"post_ln": 13.54},
+        "heads": {"heads_1": 19.50, "heads_2": 12.95, "heads_addition": 21.76},
+        "k-bias": {"kv_bias_k": 73.34},
+        "kv-bias": {"kv_bias_kv": 72.76},
+        "k-bias-shared": {"kv_bias_k_shared": 68.31},
+        "kv-bias-shared": {"kv_bias_kv_shared": 56.61},
+        "k-bias-fixed-value": {"kv_bias_k": 73.34, "kv_bias_k_v20": 1.51},
+        "k-bias-few-dims": {"kv_bias_k_da1": 32.18},
+        "sink-token": {"sink_token": 74.12},
+        "v-bias": {"kv_bias_v": 17.53},
+        "sigmoid-nonorm": {"sigmoid_nonorm": 0.44},
+        "sigmoid-norm": {"sigmoid_norm": 30.24},
+        "elu-nonorm": {"elu_nonorm": 0.80},
+        "elu-kernel-norm": {"linear_elu_norm": 53.65},
+        "linear-nonorm": {"linear_identity_nonorm": 0.00},
+        "mlp-kernel": {"linear_mlp_norm": 0.19, "linear_mlp_nonorm": 0.74},
+    }
+    if claim_id not in table:
+        return ()
+    return (("default", PAPER_DEFAULT), *table[claim_id].items())
 
 
 # Claims about a first token that is ordinary text: untestable where every sequence starts with a BOS.

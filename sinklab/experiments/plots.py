@@ -122,27 +122,47 @@ def claim_figure(
     title: str,
     path: Path,
     highlight: str = "default",
+    paper: dict[str, float] | None = None,
 ) -> Path:
-    """Left: each run's seed mean (bar) with every seed as a point; right: Sink_1 against steps, the seed
-    mean as a line and the seeds' min-max as a band, `highlight` in black."""
+    """Left: each run's seed mean (bar) with every seed as a point, and the paper's number beside it (hatched
+    bar); right: Sink_1 against steps, the seed mean as a line and the seeds' min-max as a band, `highlight`
+    in black."""
     plt = _plt()
+    paper = paper or {}
     fig, (left, right) = plt.subplots(
-        1, 2, figsize=(9.5, 3.4), layout="constrained", gridspec_kw={"width_ratios": [1.2, 1]}
+        1, 2, figsize=(9.5, 3.6), layout="constrained", gridspec_kw={"width_ratios": [1.2, 1]}
     )
     names = list(values)
     x = np.arange(len(names))
     colours = {n: ("black" if n == highlight else plt.cm.tab10(i % 10)) for i, n in enumerate(names)}
     means = [float(np.mean(v)) if v else 0.0 for v in values.values()]
-    left.bar(x, means, color=[colours[n] for n in names], alpha=0.35, width=0.6)
+    width = 0.38 if paper else 0.6
+    shift = width / 2 if paper else 0.0
+    left.bar(
+        x - shift, means, color=[colours[n] for n in names], alpha=0.35, width=width, label="ours (mean)"
+    )
     for i, name in enumerate(names):
         pts = values[name]
+        jitter = np.linspace(-0.08, 0.08, len(pts)) if len(pts) > 1 else np.zeros(len(pts))
         left.scatter(
-            np.full(len(pts), i) + np.linspace(-0.12, 0.12, len(pts)), pts, color=colours[name], s=18
+            np.full(len(pts), i - shift) + jitter,
+            pts,
+            color=colours[name],
+            s=16,
+            zorder=3,
+            label="ours (each seed)" if i == 0 else None,
+        )
+    if paper:
+        heights = [paper.get(n, np.nan) for n in names]
+        left.bar(
+            x + shift, heights, width=width, fill=False, hatch="///", edgecolor="0.35", label="paper (60M)"
         )
     left.set_xticks(x, names, rotation=30, ha="right", fontsize=8)
-    left.set(ylabel=ylabel, ylim=(0, max(5.0, max((max(v) for v in values.values() if v), default=0) * 1.15)))
+    top = max([*(max(v) for v in values.values() if v), *paper.values(), 5.0])
+    left.set(ylabel=ylabel, ylim=(0, top * 1.15))
     left.set_title(title, fontsize=9, loc="left")
     left.grid(axis="y", alpha=0.3)
+    left.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.32), ncol=3, frameon=False)
     for name, seeds in curves_by_run.items():
         _band(right, seeds, colours.get(name, "grey"), name, 2.0 if name == highlight else 1.0)
     right.set(xlabel="training step", ylabel="Sink_1 (%)", ylim=(0, None))

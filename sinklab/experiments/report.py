@@ -111,8 +111,12 @@ def _claim_figure(claim: Claim, results: Results, folder: Path) -> Path | None:
     names = [n for n in claim.runs if n in results]
     if not names:
         return None
+    k = claim.position
+    position = sink_k(k)
     slot = any(results[n].slot_sink is not None for n in names)
-    metric, label = (slot_sink, "Sink_1* on the slot (%)") if slot else (sink_k(1), "Sink_1 (%)")
+    metric, label = (
+        (slot_sink, "Sink_1* (slot runs), Sink_1 (others), %") if slot else (position, f"Sink_{k} (%)")
+    )
     values = {n: [v for r in results[n].seeds if (v := metric(r)) is not None] for n in names}
     if slot:  # runs without a slot show Sink_1 beside the slot runs
         values = {
@@ -125,6 +129,7 @@ def _claim_figure(claim: Claim, results: Results, folder: Path) -> Path | None:
         label,
         f"{claim.text}\npaper: {claim.paper}",
         folder / f"claim_{claim.id}.png",
+        paper=dict(claim.paper_values),
     )
 
 
