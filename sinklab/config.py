@@ -212,3 +212,85 @@ def apply_overrides(cfg: C, overrides: list[str]) -> C:
                 node_cls = tp
                 node = node[key]
     return from_dict(cls, data)
+
+
+def _field_comments(cls: type) -> dict[str, str]:
+    """The trailing `# comment` of each field line in the class source (the documentation of the field)."""
+    import ast
+    import inspect
+    import textwrap
+
+    source = textwrap.dedent(inspect.getsource(cls))
+    lines = source.splitlines()
+    comments: dict[str, str] = {}
+    for node in ast.parse(source).body[0].body:  # type: ignore[attr-defined]
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            text = " ".join(lines[node.lineno - 1 : node.end_lineno])
+            if "#" in text:
+                comments[node.target.id] = text.split("#", 1)[1].strip()
+                continue
+            above = []  # a comment block right above the field documents it too
+            row = node.lineno - 2
+            while row >= 0 and lines[row].strip().startswith("#"):
+                above.insert(0, lines[row].strip().lstrip("#").strip())
+                row -= 1
+            comments[node.target.id] = " ".join(above)
+    return comments
+
+
+PIPE = "\\|"  # a literal | inside a Markdown table cell
+
+
+def config_reference(cls: type, prefix: str = "") -> str:
+    """A Markdown table of every key under `cls` (dotted, as `--set` takes it), its type, default and
+    comment, generated from the dataclasses themselves (docs/train.md embeds it; a test keeps it current)."""
+    rows: list[str] = []
+    sections: list[tuple[str, type]] = []
+    comments = _field_comments(cls)
+    types_ = _field_types(cls)
+    defaults = cls()
+    for f in dataclasses.fields(cls):
+        tp = types_[f.name]
+        if _is_dataclass_type(tp):
+            sections.append((f"{prefix}{f.name}.", tp))
+            continue
+        default = json.dumps(to_dict(defaults)[f.name])
+        kind = getattr(tp, "__name__", str(tp)).replace("typing.", "")
+        if not isinstance(tp, type):
+            kind = str(tp).replace("typing.", "").replace("NoneType", "None")
+        comment = comments.get(f.name, "").replace("|", PIPE)
+        kind = kind.replace("|", PIPE)
+        rows.append(f"| `{prefix}{f.name}` | {kind} | `{default}` | {comment} |")
+    out = ""
+    if rows:
+        title = prefix.rstrip(".") or cls.__name__
+        out += f"\n**{title}**\n\n| key | type | default | meaning |\n|---|---|---|---|\n"
+        out += "\n".join(rows) + "\n"
+    for sub_prefix, sub in sections:
+        out += config_reference(sub, sub_prefix)
+    return out
+
+
+REFERENCE_START, REFERENCE_END = "<!-- config-reference -->", "<!-- /config-reference -->"
+
+
+def rewrite_reference(page: str | Any) -> bool:
+    """Replace the generated config reference in a docs page; True when it changed."""
+    from pathlib import Path
+
+    from sinklab.train.config import RunConfig
+
+    path = Path(page)
+    text = path.read_text()
+    start, end = text.index(REFERENCE_START) + len(REFERENCE_START), text.index(REFERENCE_END)
+    updated = text[:start] + "\n" + config_reference(RunConfig).strip("\n") + "\n" + text[end:]
+    if updated != text:
+        path.write_text(updated)
+    return updated != text
+
+
+if __name__ == "__main__":  # python -m sinklab.config [docs/train.md]: regenerate the config reference
+    import sys
+
+    target = sys.argv[1] if len(sys.argv) > 1 else "docs/train.md"
+    print(f"{target}: {'updated' if rewrite_reference(target) else 'already current'}")

@@ -104,19 +104,19 @@ class AttentionConfig:
 
 @dataclass
 class ModelConfig:
-    vocab_size: int = 50432
+    vocab_size: int = 50432  # training sets it from the tokenizer (rounded up to data.pad_vocab_to)
     context: int = 2048  # longest sequence (learned positions table size), sink token included
-    n_layer: int = 4
-    n_head: int = 4
+    n_layer: int = 4  # decoder blocks
+    n_head: int = 4  # attention heads (query heads)
     n_kv_head: int | None = None  # None: n_head (MHA, as the paper); fewer: grouped-query attention
-    d_model: int = 128
+    d_model: int = 128  # residual width; head_dim = d_model / n_head
     d_ff: int | None = None  # None: 4 * d_model
     attention: AttentionConfig = field(default_factory=AttentionConfig)
     position: str = "rope"  # POSITIONS entry
-    rope_base: float = 10000.0
+    rope_base: float = 10000.0  # RoPE theta (position "rope")
     mlp: str = "swiglu"  # MLPS entry
     norm: str = "rmsnorm"  # NORMS entry
-    norm_eps: float = 1e-5
+    norm_eps: float = 1e-5  # epsilon of every norm
     norm_position: str = "pre"  # "pre" (default) or "post": x <- N1(x + Attn(x)); x <- N2(x + FFN(x))
     kv_bias: str = "none"  # KV_BIASES entry: none | k | v | kv | sink_token
     kv_bias_per_head: bool = True  # one bias per head (paper Table 4) or shared by heads (Table 12 right)

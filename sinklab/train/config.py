@@ -62,7 +62,7 @@ class DataConfig:
     bos: str = "none"
     fraction: float = 1.0  # train on this fraction of the training sequences (paper Sec. 5, amount of data)
     random_start: int | None = None  # random tokens at positions [random_start, random_end) (0-based)
-    random_end: int | None = None
+    random_end: int | None = None  # ... to this 0-based position (exclusive)
     fixed_position: int | None = None  # a fixed token at this 0-based position of every sequence
     fixed_token: int | None = None  # None: the tokenizer's pad token (the paper used <|padding|>)
     intervene_eval: bool = True  # apply the position interventions to validation and evaluation data too
@@ -124,18 +124,18 @@ class TrainConfig:
     steps: int = 1000  # optimizer steps
     batch_size: int = 32  # global batch, in sequences
     micro_batch_size: int | None = None  # per process; None: the whole per-process batch at once
-    lr: float = 4e-4
+    lr: float = 4e-4  # peak learning rate (AdamW)
     schedule: str = "constant"  # after warmup: constant (the paper's configs) or cosine down to min_lr
     min_lr: float = 0.0  # cosine only
     warmup: int = 100  # linear warmup steps from 0
-    betas: tuple[float, float] = (0.9, 0.95)
-    adam_eps: float = 1e-8
+    betas: tuple[float, float] = (0.9, 0.95)  # AdamW (beta1, beta2), the paper's
+    adam_eps: float = 1e-8  # AdamW epsilon
     weight_decay: float = 0.1  # decoupled (AdamW)
     decay: str = (
         "all"  # all: every parameter, norms and embeddings too (the paper); matrices: 2-D weights only
     )
     grad_clip: float = 1.0  # max global grad norm; 0 disables
-    seed: int = 0
+    seed: int = 0  # model init, and data order unless data.seed is set
     eval_every: int = 100  # validation loss + sink measurement every this many steps (and at 0 and the end)
     eval_eps: tuple[float, ...] = (0.3,)  # thresholds for Sink_k; the first is the headline one
     checkpoint_every: int = 500  # 0: only at the end
@@ -146,7 +146,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the training forward
     threads: int | None = None  # torch intra-op threads per process; None leaves torch's default
     progress: bool = True  # tqdm bar with tokens/s and ETA
-    tensorboard: bool = True
+    tensorboard: bool = True  # TensorBoard events in DIR/tb
 
     def __post_init__(self) -> None:
         check_fields(self, "train.")  # types first: betas=0.9 is an error here, not a TypeError below
