@@ -127,6 +127,30 @@ def _plural(tp: Any) -> str:
     return {int: "integers", float: "finite numbers", str: "strings"}.get(tp, str(tp))
 
 
+def check_choice(name: str, value: object, accepted: tuple[str, ...]) -> None:
+    """`value` must be one of `accepted` (the error lists them)."""
+    if value not in accepted:
+        raise ValueError(f"{name} must be one of {', '.join(accepted)}; got {value!r}")
+
+
+def check_number(name: str, value: float, *, zero_ok: bool = False) -> None:
+    """A finite number > 0 (>= 0 with `zero_ok`)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if value < 0 or (value == 0 and not zero_ok):
+        raise ValueError(f"{name} must be {'>= 0' if zero_ok else '> 0'}, got {value}")
+
+
+def check_integer(name: str, value: object, *, minimum: int = 0, optional: bool = False) -> None:
+    """An integer >= `minimum` (or None with `optional`)."""
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(
+            f"{name} must be an integer >= {minimum}{' or null' if optional else ''}, got {value!r}"
+        )
+
+
 def _coerce(text: str, tp: Any, name: str) -> Any:
     """Parse a `--set` value to the field's type (JSON where the type is not a plain scalar)."""
     origin = typing.get_origin(tp)

@@ -23,7 +23,6 @@ from sinklab.data.interventions import PositionInterventions, keep_fraction
 from sinklab.data.tokenizer import TextTokenizer
 from sinklab.io import atomic_write_json
 
-BOS_MODES = ("none", "sequence", "document", "both")
 TOKEN_FILE_FORMAT = 1
 
 

@@ -29,7 +29,7 @@ from sinklab.data.packing import (
 from sinklab.data.tokenizer import TextTokenizer, load_bpe, load_hf_tokenizer
 
 if TYPE_CHECKING:
-    from sinklab.train.config import DataConfig
+    from sinklab.data.config import DataConfig
 
 
 @dataclass

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from sinklab.data.config import DataConfig
 from sinklab.model import get_preset
 from sinklab.registry import Registry
-from sinklab.train.config import DataConfig, RunConfig, TrainConfig
+from sinklab.train.config import RunConfig, TrainConfig
 
 RUN_PRESETS: Registry[Callable[[], RunConfig]] = Registry("run preset")
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from sinklab.data import tokenizer as tokmod
+from sinklab.data.config import DataConfig
 from sinklab.data.corpus import FileCorpus, StdlibCorpus, load_corpus, split_of
 from sinklab.data.pipeline import prepare_data
 from sinklab.data.tokenizer import load_bpe, load_hf_tokenizer
-from sinklab.train.config import DataConfig
 
 WORDS = "the cat sat on the mat while a dog ran after the red ball in the park".split()  # noqa: SIM905
 
