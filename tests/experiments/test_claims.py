@@ -410,3 +410,24 @@ def test_natural_first_token_claims_are_untested_where_a_bos_starts_every_sequen
         "positions",
         "sink-token",
     }
+
+
+@pytest.mark.parametrize("claim_id", sorted(k for k, v in CASES.items() if v is not None))
+def test_every_claim_is_missing_without_its_runs_and_needs_a_default_sink(claim_id):
+    good, _ = CASES[claim_id]
+    assert verdict(claim_id) == MISSING  # no run at all
+    if len(good) > 1:
+        assert verdict(claim_id, *good[:-1]) == MISSING  # one run short
+    if claim_id == "sink-emerges":
+        return
+    # The same runs with a default that never grew a sink: the claim cannot be judged here.
+    no_default = [r for r in good if r[0].name != "default"]
+    flat = seeds("default", 0.0, hidden=1.0, value=1.0)
+    expected = UNTESTED if claim(claim_id).natural_first_token else NOT_AT_SCALE
+    assert verdict(claim_id, flat, *no_default) == expected
+
+
+@pytest.mark.parametrize("claim_id", sorted(c.id for c in CLAIMS if c.natural_first_token))
+def test_natural_first_token_claims_are_untested_at_a_bos_scale(claim_id):
+    good, _ = CASES[claim_id]
+    assert verdict(claim_id, *good, scale="tiny", bos=True) == UNTESTED
