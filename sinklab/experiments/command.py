@@ -7,12 +7,13 @@ import json
 import os
 from pathlib import Path
 
+from sinklab.errors import SinklabError
 from sinklab.experiments.suites import SCALES, get_scale, runs_for, suite_names, with_seeds
 from sinklab.io import atomic_write_json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--suite", required=True, help=f"one of: {', '.join(suite_names())}")
+    parser.add_argument("--suite", help=f"one of: {', '.join(suite_names())} (required unless --status)")
     parser.add_argument("--scale", default="tiny", help=f"one of: {', '.join(SCALES)} (default tiny)")
     parser.add_argument("--out", required=True, type=Path, help="sweep directory (runs/, logs/, report)")
     parser.add_argument("--jobs", type=int, default=None, help="runs at once (default: CPU cores, 1 on GPU)")
@@ -24,12 +25,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--models", nargs="*", help="open-lms: hub ids or folders instead of the paper's list"
     )
     parser.add_argument("--samples", type=int, default=100, help="open-lms: sequences per input kind")
+    parser.add_argument(
+        "--launcher",
+        choices=("local", "slurm"),
+        default="local",
+        help="local: `sinklab train` processes on this machine (default); slurm: one submitit job per run",
+    )
+    parser.add_argument(
+        "--status", action="store_true", help="show the state of each run in --out (and its job) and exit"
+    )
+    from sinklab.experiments import launchers
+
+    launchers.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    from sinklab.experiments import launchers
+
+    if args.status:
+        return launchers.print_status(args.out)
+    if args.suite is None:
+        raise SinklabError(f"--suite is required (one of: {', '.join(suite_names())}), except with --status")
     if args.suite not in suite_names():
         raise ValueError(f"unknown suite {args.suite!r}; accepted: {', '.join(suite_names())}")
     if args.suite == "open-lms":
+        if args.launcher == "slurm":
+            raise SinklabError("--suite open-lms measures on this machine: only with --launcher local")
         from sinklab.experiments.open_lms import MODELS, measure_open_lms, open_lm_table
 
         models = tuple(args.models) if args.models else MODELS
@@ -40,12 +61,17 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--jobs must be >= 1 (runs at once), got {args.jobs}")
     if args.seeds is not None and args.seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
+    slurm = args.launcher == "slurm"
+    if slurm and args.jobs is not None:
+        raise SinklabError("--jobs: only with --launcher local (use --max-parallel)")
+    if not slurm:
+        launchers.check_local_arguments(args)
+    options = launchers.options_from_args(args) if slurm else None
     scale = get_scale(args.scale)
     specs = with_seeds(runs_for(args.suite, scale), args.seeds or scale.seeds)
     suites = (
         [s for s in suite_names() if s not in ("all", "open-lms")] if args.suite == "all" else [args.suite]
     )
-    jobs = args.jobs or _default_jobs()
     from sinklab.experiments.sweep import (
         FINISHED,
         check_not_stale,
@@ -58,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
     states = {s.name: run_state(args.out / "runs" / s.name) for s in specs}
     stale = stale_runs(specs, scale, args.out)
     todo = [s.name for s in specs if states[s.name] != FINISHED]
+    # at once: the jobs Slurm may run together, or the local trainers
+    jobs = (options.max_parallel or max(1, len(todo))) if options else (args.jobs or _default_jobs())
     estimate = estimate_seconds([s for s in specs if s.name in todo], scale, args.out, jobs)
     print(
         f"{len(specs)} runs at scale {scale.name} ({scale.note}); {len(specs) - len(todo)} already finished."
@@ -72,22 +100,28 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         for name, diffs in stale.items():
             print(f"STALE {name}: trained with other settings ({'; '.join(diffs)})")
+        if options is not None:
+            print(launchers.dry_run_script(args.out, options, len(todo)))
         return 0
     check_not_stale(specs, scale, args.out, stale)  # before sweep.json changes
     args.out.mkdir(parents=True, exist_ok=True)
     sweep = merged_sweep(args.out, suites, scale.name, scale.note, [s.name for s in specs])
     atomic_write_json(args.out / "sweep.json", sweep)
-    outcome = run_sweep(specs, scale, args.out, jobs=jobs)
+    if options is not None:
+        failed = launchers.run_slurm(specs, scale, args.out, options, wait=args.wait)
+        return 0 if failed is None else _report(args.out, failed)
+    return _report(args.out, run_sweep(specs, scale, args.out, jobs=jobs).failed)
+
+
+def _report(out: Path, failed: dict[str, str]) -> int:
+    """Write the report; 1 when a run failed (each named with its log)."""
     from sinklab.experiments.report import claim_table, write_report
 
-    md, html, findings = write_report(args.out)
+    md, html, findings = write_report(out)
     print(claim_table(findings))
     print(f"report: {html} and {md}")
-    if outcome.failed:
-        print(
-            f"{len(outcome.failed)} run(s) failed: "
-            + ", ".join(f"{n} ({p})" for n, p in outcome.failed.items())
-        )
+    if failed:
+        print(f"{len(failed)} run(s) failed: " + ", ".join(f"{n} ({p})" for n, p in failed.items()))
         return 1
     return 0
 
