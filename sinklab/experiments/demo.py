@@ -19,7 +19,7 @@ import numpy as np
 from sinklab.errors import SinklabError
 from sinklab.experiments import plots
 from sinklab.experiments.claims import RunResult
-from sinklab.experiments.suites import RunSpec, Scale
+from sinklab.experiments.suites import RunSpec, Scale, scale_config
 from sinklab.io import atomic_write_json, atomic_write_text
 
 PRESET = "demo"
@@ -64,11 +64,9 @@ def demo_scale(steps: int | None = None, extra: tuple[str, ...] = ()) -> Scale:
 
 def prepare_shared_data(scale: Scale) -> None:
     """Tokenizer and token file once, before two processes would both build the same cache."""
-    from sinklab.config import apply_overrides
     from sinklab.data.pipeline import prepare_data
-    from sinklab.train.presets import get_run_preset
 
-    cfg = apply_overrides(get_run_preset(scale.preset), list(scale.base))
+    cfg = scale_config(scale)
     prepare_data(cfg.data, batch_size=cfg.train.batch_size, seed=cfg.data_seed)
 
 

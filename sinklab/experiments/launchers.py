@@ -30,8 +30,8 @@ from sinklab.experiments.suites import RunSpec, Scale
 from sinklab.experiments.sweep import (
     FINISHED,
     RESUME,
-    _die_with_parent,
-    _logged_step,
+    die_with_parent,
+    logged_step,
     run_state,
     run_steps,
     stop_children,
@@ -333,7 +333,7 @@ def _job_child(usr_sig: signal.Signals) -> None:
 
     Slurm sends that signal to every process of the job; the job process answers it by stopping the trainer
     cleanly, which the signal's default action (termination) would not do."""
-    _die_with_parent()
+    die_with_parent()
     signal.signal(usr_sig, signal.SIG_IGN)
 
 
@@ -612,7 +612,7 @@ def _run_status(
     out: Path, name: str, jobs: list[dict[str, str]], states: dict[str, str], note: str
 ) -> RunStatus:
     run_dir, log = out / "runs" / name, out / "logs" / f"{name}.log"
-    step, steps = _logged_step(run_dir), _configured_steps(run_dir)
+    step, steps = logged_step(run_dir), _configured_steps(run_dir)
 
     def status(state: str, job: str = "", detail: str = "") -> RunStatus:
         return RunStatus(name, state, step, steps, job, log, detail)

@@ -186,10 +186,7 @@ def optimization(scale: Scale) -> list[RunSpec]:
 
 def prepends_bos(scale: Scale) -> bool:
     """Whether the scale's runs start every sequence with the same BOS (the CPU scales do)."""
-    from sinklab.config import apply_overrides
-    from sinklab.train.presets import get_run_preset
-
-    return apply_overrides(get_run_preset(scale.preset), list(scale.base)).data.bos != "none"
+    return scale_config(scale).data.bos != "none"
 
 
 @SUITES.register("data")

@@ -16,7 +16,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from sinklab.experiments.suites import RunSpec, Scale
+from sinklab.experiments.suites import RunSpec, Scale, scale_config
 
 FINISHED, RESUME, FRESH = "finished", "resume", "fresh"
 
@@ -43,14 +43,13 @@ def config_differences(run_dir: Path, spec: RunSpec, scale: Scale) -> list[str]:
     Runs are found by name, so a run left from an older suite definition, another scale or a hand-made
     run must not be taken as this one.
     """
-    from sinklab.config import apply_overrides, to_dict
+    from sinklab.config import to_dict
     from sinklab.train.config import RESOLVED_AT_TRAINING, RUN_SECTIONS
-    from sinklab.train.presets import get_run_preset
 
     path = run_dir / "config.json"
     if not path.is_file():
         return []
-    config = apply_overrides(get_run_preset(scale.preset), [*scale.base, *spec.overrides])
+    config = scale_config(scale, spec.overrides)
     expected = _flatten(json.loads(json.dumps(to_dict(config))))  # tuples as JSON lists, like the saved file
     saved_file = json.loads(path.read_text())
     saved = _flatten({k: v for k, v in saved_file.items() if k in RUN_SECTIONS})
@@ -91,7 +90,7 @@ def train_command(spec: RunSpec, scale: Scale, run_dir: Path, state: str) -> lis
     return [*base, "--preset", scale.preset, *sets, "--out", str(run_dir)]
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child, before exec: its own process group (so signals reach a trainer and its torchrun
     workers together), and SIGTERM when the parent dies, even by kill -9 (Linux)."""
     os.setpgid(0, 0)
@@ -106,7 +105,7 @@ PR_SET_PDEATHSIG = 1
 
 def start_child(cmd: list[str], log: Any, env: dict[str, str], cwd: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd, preexec_fn=_die_with_parent
+        cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd, preexec_fn=die_with_parent
     )
 
 
@@ -167,13 +166,10 @@ def estimate_seconds(specs: list[RunSpec], scale: Scale, out: Path, jobs: int) -
 
 
 def run_steps(spec: RunSpec, scale: Scale) -> int:
-    from sinklab.config import apply_overrides
-    from sinklab.train.presets import get_run_preset
-
-    return apply_overrides(get_run_preset(scale.preset), [*scale.base, *spec.overrides]).train.steps
+    return scale_config(scale, spec.overrides).train.steps
 
 
-def _logged_step(run_dir: Path) -> int:
+def logged_step(run_dir: Path) -> int:
     log = run_dir / "log.jsonl"
     if not log.exists():
         return 0
@@ -236,7 +232,7 @@ def _run_sweep(specs: list[RunSpec], scale: Scale, out: Path, jobs: int, progres
                     proc = start_child(cmd, log, env, cwd=out.resolve())
                 running[spec.name] = (proc, log_path)
             time.sleep(1.0)
-            done_steps = sum(min(_logged_step(out / "runs" / n), total[n]) for n in total)
+            done_steps = sum(min(logged_step(out / "runs" / n), total[n]) for n in total)
             bar.update(done_steps - bar.n)
             for name, (proc, log_path) in list(running.items()):
                 if proc.poll() is None:

@@ -21,7 +21,7 @@ from sinklab.cli import main
 from sinklab.experiments import launchers
 from sinklab.experiments.launchers import SlurmOptions, parse_slurm_args, parse_time, run_statuses
 from sinklab.experiments.suites import SCALES, RunSpec
-from sinklab.experiments.sweep import FINISHED, RESUME, _logged_step, run_state
+from sinklab.experiments.sweep import FINISHED, RESUME, logged_step, run_state
 
 pytest.importorskip("submitit")
 
@@ -280,8 +280,8 @@ def test_preempted_job_is_requeued_and_a_killed_one_resumes(tmp_path, local_clus
     assert [s.state for s in run_statuses(out, ["a"])] == ["running"]
 
     # Killed outright (kill -9 of the job) while training: the trainer goes with it, the next call resumes.
-    at = _logged_step(run_dir)
-    _wait_for(lambda: _logged_step(run_dir) >= at + 10, 60, "the resumed trainer")
+    at = logged_step(run_dir)
+    _wait_for(lambda: logged_step(run_dir) >= at + 10, 60, "the resumed trainer")
     for pid in [*_children(job_id), job_id]:
         os.kill(pid, signal.SIGKILL)
     _wait_for(lambda: not _processes_under(out), 60, "the job's processes to end")
