@@ -13,4 +13,8 @@ def __getattr__(name: str) -> Any:
         from sinklab.measure import api
 
         return getattr(api, name)
+    if name in ("ablate", "AblateResult"):
+        from sinklab.ablate import api as ablate_api
+
+        return getattr(ablate_api, name)
     raise AttributeError(f"module 'sinklab' has no attribute {name!r}")

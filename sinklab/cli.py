@@ -14,6 +14,7 @@ from sinklab.errors import SinklabError
 # subcommand -> (module with add_arguments(parser) and run(args) -> int, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "measure": ("sinklab.measure.command", "the paper's sink metric for a Hugging Face or sinklab model"),
+    "ablate": ("sinklab.ablate.command", "does the model need its sink? loss and Sink_1 under ablations"),
     "train": ("sinklab.train.command", "pre-train a small LM and track the sink as it emerges"),
     "demo": ("sinklab.experiments.demo", "softmax vs sigmoid attention, trained side by side, with a report"),
     "reproduce": ("sinklab.experiments.command", "the paper's experiments as preset sweeps"),

@@ -9,6 +9,10 @@ them to the streaming `AttentionRecord`. No T x T map of more than one query blo
 Architectures whose attention does not go through the registry (e.g. Falcon) fall back to eager attention
 with `output_attentions`, which the output reports. Falcon's SDPA path with `output_attentions` returns
 non-causal maps, so the fallback always loads eager explicitly.
+
+An optional `AttentionEdit` (used by `sinklab ablate`) changes the mask and/or the values of an attention
+call before the model's own attention runs; the recomputed weights then see the edited mask too. Without an
+edit nothing changes.
 """
 
 from __future__ import annotations
@@ -37,16 +41,67 @@ BACKEND_SINKLAB = "sinklab model record"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
+# ---- attention edits --------------------------------------------------------------------------------
+class AttentionEdit:
+    """An explicit change to attention, applied to the mask and values before the model's attention runs.
+
+    Subclasses override one or both methods; the defaults change nothing. `layer` counts attention calls
+    of one forward pass from 0 (one per decoder layer)."""
+
+    def key_mask(
+        self, layer: int, n_heads: int, q_len: int, kv_len: int, device: torch.device
+    ) -> torch.Tensor | None:
+        """Bool, broadcastable to (B, H, q_len, kv_len): False where query i may no longer see key j; None
+        leaves the layer's mask alone. It only removes keys: the model's own mask still applies. Returning
+        the same tensor for several layers lets them share one edited mask."""
+        return None
+
+    def value(self, layer: int, value: torch.Tensor, n_heads: int) -> torch.Tensor:
+        """The values (B, Hkv, T, D) attention mixes; return a new tensor, never edit in place."""
+        return value
+
+
+def edited_mask(
+    mask: torch.Tensor | None, keep: torch.Tensor, causal: bool, q_len: int, kv_len: int
+) -> torch.Tensor:
+    """The layer's mask (None, boolean or additive) with the keys `keep` forbids removed.
+
+    A query left with no key at all keeps its own row: softmax needs somewhere to put its mass (query 1
+    only ever sees key 1, so masking key 1 leaves row 1 as it was)."""
+    device = keep.device
+    if mask is None or mask.dtype == torch.bool:
+        base = mask
+        if base is None:  # plain causal (or full) attention, which SDPA ran without a mask
+            rows = torch.arange(kv_len - q_len, kv_len, device=device)[:, None]
+            cols = torch.arange(kv_len, device=device)[None, :]
+            full = torch.ones(q_len, kv_len, dtype=torch.bool, device=device)
+            base = (cols <= rows if causal else full)[None, None]
+        combined = base & keep
+        empty = ~combined.any(dim=-1, keepdim=True)
+        return combined | (base & empty)
+    # An additive float mask (models that build their own): forbidden keys get the dtype's minimum.
+    minimum = torch.finfo(mask.dtype).min
+    base_allowed = mask > minimum / 2
+    combined = base_allowed & keep
+    empty = ~combined.any(dim=-1, keepdim=True)
+    return mask.masked_fill(~(combined | (base_allowed & empty)), minimum)
+
+
 # ---- the registered attention function ------------------------------------------------------------
 @dataclass
 class _Active:
-    """The measurement currently running: which record to feed and how many attention calls so far."""
+    """The measurement currently running: which record to feed, how many attention calls so far, and an
+    optional edit of every attention call's mask and values."""
 
     record: AttentionRecord | None
     query_block: int = QUERY_BLOCK
     use_sdpa: bool = True
     calls: int = 0
     scratch: Scratch | None = None
+    edit: AttentionEdit | None = None
+    # Edited masks of this forward pass by (layer mask, edit mask): layers share both, so one is built once.
+    # The tensors are kept with the result, so that their ids cannot be reused while the pass runs.
+    edited: dict[tuple[int, int], tuple[Any, torch.Tensor, torch.Tensor]] = field(default_factory=dict)
 
 
 _ACTIVE: _Active | None = None
@@ -94,6 +149,21 @@ def sinklab_attention_forward(
 
     active = _ACTIVE
     causal = is_causal if is_causal is not None else getattr(module, "is_causal", True)
+    layer = active.calls if active is not None else 0
+    if active is not None and active.edit is not None:
+        keep = active.edit.key_mask(layer, query.shape[1], query.shape[2], key.shape[2], query.device)
+        if keep is not None:
+            cache_key = (id(attention_mask), id(keep))
+            hit = active.edited.get(cache_key)
+            if hit is None:
+                hit = (
+                    attention_mask,
+                    keep,
+                    edited_mask(attention_mask, keep, causal, query.shape[2], key.shape[2]),
+                )
+                active.edited[cache_key] = hit
+            attention_mask = hit[2]
+        value = active.edit.value(layer, value, query.shape[1])
     softcap = kwargs.get("softcap")
     sinks = kwargs.get("s_aux")
     if sinks is None:
@@ -120,7 +190,6 @@ def sinklab_attention_forward(
             **kwargs,
         )
     if active is not None and active.record is not None:
-        layer = active.calls
         active.calls += 1
         wants = getattr(active.record, "wants_layer", None)
         if wants is None or wants(layer):
@@ -443,12 +512,23 @@ class HFRunner:
 
     @torch.no_grad()
     def forward(
-        self, ids: torch.Tensor, record: AttentionRecord | None, *, all_logits: bool = True
+        self,
+        ids: torch.Tensor,
+        record: AttentionRecord | None,
+        *,
+        all_logits: bool = True,
+        edit: AttentionEdit | None = None,
     ) -> torch.Tensor:
         """Logits of ids (B, T); feeds `record` (if given) for every attention layer. all_logits=False
         projects only the last position: measuring needs no logits, and for a small model with a large
-        vocabulary the projection is about a third of the forward's time and its largest activation."""
+        vocabulary the projection is about a third of the forward's time and its largest activation.
+        `edit` changes every attention call's mask / values (registered-function path only)."""
         global _ACTIVE
+        if edit is not None and self.backend != BACKEND_REGISTRY:
+            raise SinklabError(
+                f"{self.name or type(self.model).__name__} does not route attention through transformers' "
+                "attention registry, so its attention cannot be edited (mask / value ablations)"
+            )
         ids = ids.to(self.device)
         self._record = record
         extra = _logits_kwargs(self.model, all_logits)
@@ -460,7 +540,11 @@ class HFRunner:
                         self._feed_eager(record, layer, attn)
                 return out.logits
             _ACTIVE = _Active(
-                record, query_block=self.query_block, use_sdpa=_supports_sdpa(self.model), scratch=Scratch()
+                record,
+                query_block=self.query_block,
+                use_sdpa=_supports_sdpa(self.model),
+                scratch=Scratch(),
+                edit=edit,
             )
             try:
                 out = self.model(ids, use_cache=False, **extra)

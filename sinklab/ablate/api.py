@@ -1,0 +1,698 @@
+"""Python API of `sinklab ablate`: does the model need its sink?
+
+    import sinklab
+    result = sinklab.ablate("path/or/hub-id", "text:docs.txt", length=64, samples=100)
+    for row in result.rows:
+        print(row.label, row.delta.mean, row.delta.low, row.delta.high, row.sink_percent["0.3"][0])
+
+Every ablation runs on the same tokens as the unablated model, batch by batch (one batch's activations at a
+time): the loss of each sample is paired with its unablated loss, so the interval on the change is over
+samples. Model loading, inputs and the attention path are `sinklab measure`'s.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from sinklab.ablate.ablations import (
+    ABLATIONS,
+    ATTENTION_ABLATIONS,
+    DEFAULT_MASSIVE_THRESHOLD,
+    DEFAULT_SINK_TOKENS,
+    HEADS_SINK,
+    SWAP_RANDOM,
+    AblationContext,
+    AblationOptions,
+    Intervention,
+    Massive,
+    ablation_names,
+    describe,
+    window_size,
+)
+from sinklab.ablate.stats import Interval, LossStats, SinkCounts, token_losses
+from sinklab.errors import SinklabError
+from sinklab.measure import hf
+from sinklab.measure.analysis import jsonable
+from sinklab.measure.api import Loaded, check_length, load_model
+from sinklab.measure.checks import MeasureError, check_count, check_eps, is_int, prepare_out, remove_created
+from sinklab.measure.inputs import BOS_MODES, check_size, check_spec, load_inputs
+from sinklab.measure.metrics import DEFAULT_EPS
+from sinklab.measure.record import QUERY_BLOCK
+
+SCHEMA = 1
+BASELINE = "none"
+SINK_POSITIONS = 4  # Sink_k is reported for k = 1..4 (and up to the largest --positions)
+# The StreamingLLM reading (docs/ablate.md): the window "breaks" the model when its loss beyond the window
+# rises by more than BREAK_NATS (1 % perplexity) with an interval above zero; kept sinks "restore" it when
+# they win back at least RESTORE_SHARE of that rise. At CPU scale the rise is hundredths of a nat (the
+# demo model: +0.067), not StreamingLLM's exploding perplexity, so the bar is low and the numbers are shown.
+BREAK_NATS = 0.01
+RESTORE_SHARE = 0.75
+
+
+@dataclass
+class AblationRow:
+    """One row of ablations.json / ablations.csv."""
+
+    label: str
+    ablation: str
+    description: str
+    status: str  # "ok" or "skipped"
+    loss: float | None = None  # mean next-token loss (nats) over targets 2..T
+    perplexity: float | None = None
+    delta: Interval | None = None  # per-sample loss minus the unablated loss, mean and 95 % interval
+    sink_percent: dict[str, list[float]] = field(default_factory=dict)  # {eps: [Sink_1..Sink_K]}
+    sink_percent_window: dict[str, list[float]] | None = None  # window-normalised alpha (window only)
+    sink_1_by_layer: list[float] = field(default_factory=list)
+    loss_by_position: list[float] = field(default_factory=list)  # entry p-1: loss of token p+1, p = 1..T-1
+    loss_by_position_ci: list[list[float | None]] = field(default_factory=list)  # [low, high]
+    delta_by_position: list[float] = field(default_factory=list)
+    delta_by_position_ci: list[list[float | None]] = field(default_factory=list)  # [low, high]
+    focus: dict[str, Any] | None = None  # where the ablation bites (window: p > W)
+    params: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    skipped: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["delta"] = self.delta.to_dict() if self.delta is not None else None
+        return d
+
+
+@dataclass
+class AblateResult:
+    """Everything ablations.json holds, plus where it was written."""
+
+    model: str
+    input: str
+    length: int
+    samples: int
+    requested_samples: int
+    skipped: int
+    bos: str
+    dtype: str
+    device: str
+    backend: str
+    epsilon: float
+    eps: list[float]
+    options: dict[str, Any]
+    baseline: AblationRow
+    rows: list[AblationRow]
+    massive: dict[str, Any] | None = None
+    streaming_llm: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+    out: str | None = None
+    written: list[str] = field(default_factory=list)
+
+    def row(self, label: str) -> AblationRow:
+        for r in [self.baseline, *self.rows]:
+            if r.label == label:
+                return r
+        raise KeyError(f"no row {label!r}; rows: {', '.join(r.label for r in self.rows)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {
+            "schema": SCHEMA,
+            **{k: getattr(self, k) for k in ("model", "input", "length", "samples", "requested_samples")},
+            **{
+                k: getattr(self, k)
+                for k in ("skipped", "bos", "dtype", "device", "backend", "epsilon", "eps")
+            },
+            "options": self.options,
+            "baseline": self.baseline.to_dict(),
+            "ablations": [r.to_dict() for r in self.rows],
+            "massive": self.massive,
+            "streaming_llm": self.streaming_llm,
+            "notes": self.notes,
+        }
+        return jsonable(d)
+
+
+# ---- checks before anything loads ----------------------------------------------------------------------
+def _ints(option: str, values: Sequence[Any] | None, minimum: int, maximum: int | None, what: str) -> None:
+    for v in values or ():
+        if not is_int(v) or v < minimum or (maximum is not None and v > maximum):
+            upper = f" and <= {maximum}" if maximum is not None else ""
+            raise MeasureError(f"{option} takes integers >= {minimum}{upper} ({what}), got {v!r}")
+    if values is not None and len(set(values)) != len(values):
+        raise MeasureError(f"{option} lists a value twice ({' '.join(map(str, values))}); give each once")
+
+
+def check_ablations(names: Sequence[str] | None) -> list[str]:
+    """The ablations to run, in the outputs' order; unknown names list the accepted ones."""
+    if names is None:
+        return ablation_names()
+    names = list(names)
+    if not names:
+        raise MeasureError(f"--ablations needs at least one name; accepted: {', '.join(ablation_names())}")
+    for n in names:
+        if n not in ABLATIONS:
+            raise MeasureError(f"unknown ablation {n!r}; accepted: {', '.join(ablation_names())}")
+    return [n for n in ablation_names() if n in names]
+
+
+def check_options(names: list[str], options: AblationOptions, length: int) -> AblationOptions:
+    """Ablation options against --length, before the model loads; returns them with defaults resolved."""
+    _ints("--positions", options.positions, 1, length, f"key positions from 1 to --length {length}")
+    if not options.positions:
+        raise MeasureError("--positions needs at least one key position (from 1)")
+    _ints("--layers", options.layers, 0, None, "decoder layers, counted from 0")
+    if options.heads != HEADS_SINK and options.heads is not None:
+        if isinstance(options.heads, str):
+            raise MeasureError(
+                f"--heads takes head numbers (from 0) or {HEADS_SINK!r}, got {options.heads!r}"
+            )
+        _ints("--heads", options.heads, 0, None, f"heads counted from 0, or {HEADS_SINK!r}")
+    if options.layers is not None and not options.layers:
+        raise MeasureError("--layers needs at least one layer (from 0); leave it out for every layer")
+    if options.heads is not None and not options.heads:
+        raise MeasureError("--heads needs at least one head (from 0) or 'sink'; leave it out for every head")
+    windowed = {"window", "window+sinks"} & set(names)
+    if options.window is not None:
+        check_count("--window", options.window, 1, " (keys a query sees, itself included)")
+    if windowed:
+        w = window_size(options, length)
+        if w > length - 2:
+            default = "" if options.window is not None else f" (the default, --length // 4 = {w})"
+            raise MeasureError(
+                f"--window {w}{default} leaves the first token in view of every query at --length {length}: "
+                f"use --window {max(length - 2, 1)} or less, or a longer --length (at least {w + 2})"
+            )
+    _ints("--sink-tokens", options.sink_tokens, 1, length - 1, "first tokens window+sinks keeps in view")
+    if not options.sink_tokens:
+        raise MeasureError("--sink-tokens needs at least one count S >= 1")
+    token = options.swap_token
+    if token != SWAP_RANDOM and (not is_int(token) or token < 0):
+        raise MeasureError(f"--swap-token takes a token id >= 0 or {SWAP_RANDOM!r}, got {token!r}")
+    check_count("--seed", options.seed, 0)
+    t = options.massive_threshold
+    if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t) or t <= 1:
+        raise MeasureError(
+            f"--massive-threshold must be a number > 1 (a dim is massive when |h| > threshold x median), "
+            f"got {t!r}"
+        )
+    return replace(options, window=window_size(options, length) if windowed else options.window)
+
+
+def _check_against_model(options: AblationOptions, n_layers: int, n_heads: int, vocab: int) -> None:
+    bad_layer = next((v for v in options.layers or () if v >= n_layers), None)
+    if bad_layer is not None:
+        raise MeasureError(
+            f"--layers {bad_layer} is out of range: the model has {n_layers} layers (0..{n_layers - 1})"
+        )
+    if isinstance(options.heads, tuple):
+        bad = next((v for v in options.heads if v >= n_heads), None)
+        if bad is not None:
+            raise MeasureError(
+                f"--heads {bad} is out of range: the model has {n_heads} heads (0..{n_heads - 1})"
+            )
+    if options.swap_token != SWAP_RANDOM and int(options.swap_token) >= vocab:
+        raise MeasureError(
+            f"--swap-token {options.swap_token} is outside the model's vocabulary (ids 0..{vocab - 1})"
+        )
+
+
+# ---- models --------------------------------------------------------------------------------------------
+def sinklab_as_hf(net: nn.Module) -> nn.Module:
+    """A SinkLM with the default options as the Hugging Face Llama it exports to (same logits), so that its
+    attention goes through the registered function and can be edited like any HF model's."""
+    from transformers import LlamaForCausalLM
+
+    from sinklab.model.export import llama_state_dict, to_llama_config
+
+    if not net.config.is_llama():
+        raise SinklabError(
+            "sinklab ablate runs sinklab models with the default options (softmax, causal, rope, swiglu, "
+            "rmsnorm, pre-LN, no K/V bias or sink token, no gate) as the Hugging Face Llama they export to; "
+            "this model's attention module has no edit hook yet, so it cannot be ablated"
+        )
+    param = next(net.parameters())
+    model = LlamaForCausalLM(to_llama_config(net))
+    missing, unexpected = model.load_state_dict(llama_state_dict(net), strict=False)
+    missing = [m for m in missing if "rotary_emb" not in m]
+    if missing or unexpected:
+        raise RuntimeError(f"weight mapping to Llama failed: missing {missing}, unexpected {unexpected}")
+    return model.to(device=param.device, dtype=param.dtype).eval()
+
+
+def _hf_runner(loaded: Loaded, query_block: int) -> hf.HFRunner:
+    runner = loaded.runner
+    if runner.backend == hf.BACKEND_SINKLAB:
+        net = sinklab_as_hf(runner.model)
+        loaded.notes.append(
+            "a sinklab model with the default options, run as the Hugging Face Llama it exports to "
+            "(same weights and logits)"
+        )
+        return hf.prepare_hf(net, name=loaded.name, query_block=query_block)
+    return runner
+
+
+class _ShapeProbe(hf.AttentionEdit):
+    """Changes nothing; notes each layer's query and key/value head counts."""
+
+    def __init__(self) -> None:
+        self.heads: list[tuple[int, int]] = []
+
+    def value(self, layer, value, n_heads):
+        self.heads.append((n_heads, value.shape[1]))
+        return value
+
+
+@dataclass
+class Calibration:
+    alpha_first: torch.Tensor  # (L, H)
+    n_layers: int
+    n_heads: int
+    n_kv_heads: int
+    tables: list[torch.Tensor]  # per block: (T, D) mean |h| over the batch
+    first: list[torch.Tensor]  # per block: (D,) mean signed h_1
+
+
+def calibrate(runner: hf.HFRunner, batch: torch.Tensor, eps: float) -> Calibration:
+    """One unablated forward of the first batch: alpha_1 per head, head counts and block outputs."""
+    blocks = hf.decoder_blocks(runner.model)
+    tables: list[torch.Tensor] = []
+    first: list[torch.Tensor] = []
+
+    def hook(module: nn.Module, args: Any, output: Any) -> None:
+        hidden = (output[0] if isinstance(output, (tuple, list)) else output).detach().float()
+        tables.append(hidden.abs().mean(dim=0).cpu())
+        first.append(hidden[:, 0].mean(dim=0).cpu())
+
+    handles = [b.register_forward_hook(hook) for b in blocks] if blocks is not None else []
+    counts = SinkCounts(eps=[eps], positions=1)
+    probe = _ShapeProbe()
+    try:
+        counts.start_batch(*batch.shape)
+        runner.forward(
+            batch, counts, all_logits=False, edit=probe if runner.backend == hf.BACKEND_REGISTRY else None
+        )
+        counts.end_batch()
+    finally:
+        for h in handles:
+            h.remove()
+    alpha = torch.from_numpy(counts.mean_alpha()[..., 0])
+    n_layers, n_heads = alpha.shape
+    n_kv = probe.heads[0][1] if probe.heads else n_heads
+    return Calibration(alpha, n_layers, n_heads, n_kv, tables, first)
+
+
+def find_massive(cal: Calibration, threshold: float) -> Massive:
+    """The first block whose output has first-token dims with mean |h_1[d]| > threshold x median |h|."""
+    largest = (0, 0, 0.0)
+    for layer, table in enumerate(cal.tables):
+        median = float(table.median())
+        ratio = table[0] / max(median, 1e-12)
+        top = int(ratio.argmax())
+        if float(ratio[top]) > largest[2]:
+            largest = (layer, top, float(ratio[top]))
+        dims = torch.nonzero(ratio > threshold).flatten()
+        if len(dims):
+            order = dims[ratio[dims].argsort(descending=True)]
+            return Massive(
+                layer=layer,
+                dims=order.tolist(),
+                ratios=ratio[order].tolist(),
+                values=cal.first[layer][order].tolist(),
+                median=median,
+                threshold=threshold,
+                largest=largest,
+            )
+    return Massive(None, [], [], [], None, threshold, largest)
+
+
+# ---- the run -------------------------------------------------------------------------------------------
+def plan(
+    runner: hf.HFRunner,
+    ids: torch.Tensor,
+    names: list[str],
+    options: AblationOptions,
+    eps: float,
+    batch_size: int,
+    vocab_size: int,
+    draw_size: int | None = None,
+) -> tuple[list[Intervention], list[Massive]]:
+    """Calibrate on the first batch, check the options against the model, and build each ablation's forward
+    passes; the list holds the massive dimensions once an ablation has asked for them."""
+    cal = calibrate(runner, ids[:batch_size], eps)
+    _check_against_model(options, cal.n_layers, cal.n_heads, vocab_size)
+    found: list[Massive] = []
+
+    def massive() -> Massive:
+        if not found:
+            found.append(find_massive(cal, options.massive_threshold))
+        return found[0]
+
+    ctx = AblationContext(
+        options=options,
+        length=int(ids.shape[1]),
+        n_layers=cal.n_layers,
+        n_heads=cal.n_heads,
+        n_kv_heads=cal.n_kv_heads,
+        vocab_size=vocab_size,
+        draw_size=draw_size or vocab_size,
+        samples=int(ids.shape[0]),
+        blocks=hf.decoder_blocks(runner.model),
+        eps=eps,
+        alpha_first=cal.alpha_first,
+        massive=massive,
+    )
+    return [iv for name in names for iv in ABLATIONS.get(name)(ctx)], found
+
+
+@dataclass
+class _Pass:
+    intervention: Intervention | None  # None: the unablated model
+    loss: LossStats
+    sinks: SinkCounts
+
+
+def run_passes(
+    runner: hf.HFRunner,
+    ids: torch.Tensor,
+    interventions: list[Intervention],
+    eps: list[float],
+    batch_size: int,
+    progress: bool = False,
+) -> tuple[_Pass, list[_Pass]]:
+    """Batch by batch: the unablated forward, then each ablated one on the same tokens."""
+    from tqdm.auto import tqdm
+
+    length = ids.shape[1]
+    positions = min(
+        length, max([SINK_POSITIONS, *[max(iv.params.get("positions", [1])) for iv in interventions]])
+    )
+
+    def new_pass(iv: Intervention | None) -> _Pass:
+        window = iv.window if iv is not None else None
+        return _Pass(
+            iv,
+            LossStats(length, focus=iv.focus if iv is not None else None),
+            SinkCounts(eps=eps, positions=positions, window=window, query_block=runner.query_block),
+        )
+
+    base = new_pass(None)
+    passes = [new_pass(iv) for iv in interventions if iv.skipped is None]
+    starts = range(0, ids.shape[0], batch_size)
+    for start in tqdm(starts, desc="ablate", unit="batch", disable=not progress, leave=False):
+        batch = ids[start : start + batch_size]
+        base_losses = pass_losses(runner, batch, start, None, base.sinks)
+        base.loss.add(base_losses, base_losses)
+        for p in passes:
+            p.loss.add(pass_losses(runner, batch, start, p.intervention, p.sinks), base_losses)
+    return base, passes
+
+
+def pass_losses(
+    runner: hf.HFRunner, batch: torch.Tensor, start: int, iv: Intervention | None, sinks: SinkCounts
+) -> torch.Tensor:
+    """One forward of `batch` (samples start..) under `iv` (None: unablated), feeding `sinks`; returns the
+    (B, T-1) losses of the original tokens 2..T (swap-first changes token 1 only, never a target)."""
+    x = iv.ids(batch, start) if iv is not None and iv.ids is not None else batch
+    sinks.start_batch(*x.shape)
+    if iv is None:
+        logits = runner.forward(x, sinks)
+    else:
+        with iv.installed():
+            logits = runner.forward(x, sinks, edit=iv.edit)
+    sinks.end_batch()
+    return token_losses(logits, batch)
+
+
+def _row(p: _Pass, name: str, description: str) -> AblationRow:
+    iv = p.intervention
+    loss = p.loss
+    by_pos = loss.loss_by_position()
+    by_delta = loss.delta_by_position() if iv is not None else []
+    row = AblationRow(
+        label=iv.label if iv is not None else BASELINE,
+        ablation=name,
+        description=description,
+        status="ok",
+        loss=loss.mean_loss,
+        perplexity=math.exp(min(loss.mean_loss, 700.0)),
+        delta=loss.delta_interval() if iv is not None else None,
+        sink_percent=p.sinks.sink_percent(),
+        sink_percent_window=p.sinks.sink_percent(window=True) if p.sinks.window is not None else None,
+        sink_1_by_layer=p.sinks.sink_1_by_layer(),
+        loss_by_position=[i.mean for i in by_pos],
+        loss_by_position_ci=[[i.low, i.high] for i in by_pos],
+        delta_by_position=[i.mean for i in by_delta],
+        delta_by_position_ci=[[i.low, i.high] for i in by_delta],
+        params=iv.params if iv is not None else {},
+        notes=iv.notes if iv is not None else [],
+    )
+    focus = loss.focus_interval()
+    if focus is not None and loss.focus is not None:
+        row.focus = {
+            "positions": list(loss.focus),
+            "loss": loss.focus_loss / loss.n,
+            "baseline_loss": loss.focus_base / loss.n,
+            "delta": focus.to_dict(),
+        }
+    return row
+
+
+def streaming_verdict(rows: list[AblationRow]) -> dict[str, Any] | None:
+    """Does windowed attention break once the first token leaves the window, and do kept sinks restore it?"""
+    window = next((r for r in rows if r.ablation == "window" and r.focus), None)
+    if window is None:
+        return None
+    d = window.focus["delta"]
+    breaks = d["ci_low"] is not None and d["ci_low"] > 0 and d["mean"] > BREAK_NATS
+    restored = {}
+    for r in rows:
+        if r.ablation == "window+sinks" and r.focus:
+            gap = r.focus["delta"]["mean"]
+            share = 1.0 - gap / d["mean"] if d["mean"] > 0 else None
+            restored[str(r.params["sink_tokens"])] = {
+                "delta": r.focus["delta"],
+                "share_restored": share,
+                "restores": bool(breaks and share is not None and share >= RESTORE_SHARE),
+            }
+    fixed = [s for s, v in restored.items() if v["restores"]]
+    first, last = window.focus["positions"]
+    if not breaks:
+        verdict = "no: windowed attention does not break this model"
+        why = f"loss on positions {first}..{last} changes by {d['mean']:+.4f} nats (bar: +{BREAK_NATS:g})"
+    elif fixed:
+        verdict = "yes: the window breaks the model and keeping the first tokens restores it"
+        why = (
+            f"window: {d['mean']:+.3f} nats on positions {first}..{last}; restored by S = {', '.join(fixed)}"
+        )
+    elif restored:
+        verdict = "partly: the window breaks the model but the kept first tokens do not restore it"
+        why = (
+            f"window: {d['mean']:+.3f} nats on positions {first}..{last}; "
+            f"less than {RESTORE_SHARE:.0%} restored"
+        )
+    else:
+        verdict = "the window breaks the model (window+sinks was not run)"
+        why = f"window: {d['mean']:+.3f} nats on positions {first}..{last}"
+    return {
+        "window": window.params["window"],
+        "positions": [first, last],
+        "window_delta": d,
+        "sinks": restored,
+        "shows_streaming_llm_effect": bool(breaks and fixed),
+        "verdict": verdict,
+        "why": why,
+        "rule": (
+            f"breaks: the loss on query positions p > W rises by > {BREAK_NATS:g} nats with a 95 % interval "
+            f"above 0; restores: window+sinks wins back >= {RESTORE_SHARE:.0%} of that rise"
+        ),
+    }
+
+
+# ---- the entry point -----------------------------------------------------------------------------------
+def ablate(
+    model: str | nn.Module,
+    input: str = "random",
+    ablations: Sequence[str] | None = None,
+    length: int = 64,
+    samples: int = 100,
+    *,
+    positions: Sequence[int] = (1,),
+    layers: Sequence[int] | None = None,
+    heads: Sequence[int] | str | None = None,
+    window: int | None = None,
+    sink_tokens: Sequence[int] = DEFAULT_SINK_TOKENS,
+    swap_token: int | str = SWAP_RANDOM,
+    seed: int = 0,
+    massive_threshold: float = DEFAULT_MASSIVE_THRESHOLD,
+    eps: float | Sequence[float] = (DEFAULT_EPS,),
+    bos: str = "auto",
+    batch_size: int = 8,
+    device: str = "auto",
+    dtype: str | torch.dtype | None = None,
+    out: str | Path | None = None,
+    tokenizer: str | Any | None = None,
+    gguf_file: str | None = None,
+    trust_remote_code: bool = False,
+    allow_pickle: bool = False,
+    plots: bool = True,
+    query_block: int = QUERY_BLOCK,
+    progress: bool = False,
+) -> AblateResult:
+    """Run the chosen ablations (default: all) of `model` on `input` and compare each with the unablated
+    model on the same tokens; see docs/ablate.md. Every option is checked before the model loads."""
+    names = check_ablations(ablations)
+    eps_list = check_eps(eps)
+    check_size(length, samples)
+    check_count("--batch-size", batch_size, 1, " (samples per forward pass)")
+    check_count("--query-block", query_block, 1, " (queries per block of recomputed weights)")
+    if bos not in BOS_MODES:
+        raise MeasureError(f"unknown --bos {bos!r}; accepted: {', '.join(BOS_MODES)}")
+    options = AblationOptions(
+        positions=tuple(positions),
+        layers=tuple(layers) if layers is not None else None,
+        heads=heads if isinstance(heads, str) or heads is None else tuple(heads),
+        window=window,
+        sink_tokens=tuple(sink_tokens),
+        swap_token=swap_token,
+        seed=seed,
+        massive_threshold=massive_threshold,
+    )
+    options = check_options(names, options, length)
+    check_spec(input)
+    hf.resolve_device(device)
+    hf.resolve_dtype(dtype)
+    out_path = Path(out).expanduser() if out is not None else None
+    created = prepare_out(out_path) if out_path is not None else None
+    try:
+        result = _ablate(
+            model,
+            input,
+            names,
+            options,
+            length=length,
+            samples=samples,
+            eps=eps_list,
+            bos=bos,
+            batch_size=batch_size,
+            device=device,
+            dtype=dtype,
+            tokenizer=tokenizer,
+            gguf_file=gguf_file,
+            trust_remote_code=trust_remote_code,
+            allow_pickle=allow_pickle,
+            query_block=query_block,
+            progress=progress,
+        )
+        if out_path is not None:
+            from sinklab.ablate.outputs import write_outputs
+
+            result.written = [str(p) for p in write_outputs(result, out_path, plots=plots)]
+            result.out = str(out)
+    except BaseException:  # Ctrl-C included: an --out made for this run and still empty goes again
+        if out_path is not None:
+            remove_created(created, out_path)
+        raise
+    return result
+
+
+def _ablate(
+    model: str | nn.Module,
+    input: str,
+    names: list[str],
+    options: AblationOptions,
+    *,
+    length: int,
+    samples: int,
+    eps: list[float],
+    bos: str,
+    batch_size: int,
+    device: str,
+    dtype: str | torch.dtype | None,
+    tokenizer: str | Any | None,
+    gguf_file: str | None,
+    trust_remote_code: bool,
+    allow_pickle: bool,
+    query_block: int,
+    progress: bool,
+) -> AblateResult:
+    loaded = load_model(
+        model,
+        tokenizer=tokenizer,
+        gguf_file=gguf_file,
+        trust_remote_code=trust_remote_code,
+        allow_pickle=allow_pickle,
+        device=device,
+        dtype=dtype,
+        query_block=query_block,
+    )
+    warning = check_length(loaded.runner, length)
+    if warning is not None:
+        print(f"sinklab ablate: warning: {warning}", file=sys.stderr)
+        loaded.notes.append(warning)
+    runner = _hf_runner(loaded, query_block)
+    if runner.backend != hf.BACKEND_REGISTRY and set(names) & set(ATTENTION_ABLATIONS):
+        raise SinklabError(
+            f"{loaded.name} does not route attention through transformers' attention registry, so "
+            f"{', '.join(n for n in names if n in ATTENTION_ABLATIONS)} cannot run on it; the others can "
+            f"(--ablations {' '.join(n for n in names if n not in ATTENTION_ABLATIONS) or 'swap-first'})"
+        )
+    inputs = load_inputs(
+        input,
+        tokenizer=loaded.tokenizer,
+        length=length,
+        samples=samples,
+        bos=bos,
+        vocab_size=loaded.vocab_size,
+        bos_id=loaded.bos_id,
+        draw_size=loaded.draw_size,
+    )
+    ids = inputs.ids
+    interventions, massive = plan(
+        runner, ids, names, options, eps[0], batch_size, loaded.vocab_size, loaded.draw_size
+    )
+    base, passes = run_passes(runner, ids, interventions, eps, batch_size, progress)
+    done = {id(p.intervention): p for p in passes}
+    rows = []
+    for iv in interventions:
+        p = done.get(id(iv))
+        if p is None:
+            rows.append(
+                AblationRow(
+                    label=iv.label,
+                    ablation=iv.ablation,
+                    description=describe(iv.ablation),
+                    status="skipped",
+                    params=iv.params,
+                    notes=iv.notes,
+                    skipped=iv.skipped,
+                )
+            )
+        else:
+            rows.append(_row(p, iv.ablation, describe(iv.ablation)))
+    param = next(runner.model.parameters())
+    opts = asdict(options)
+    opts["ablations"] = names
+    return AblateResult(
+        model=loaded.name,
+        input=input,
+        length=int(ids.shape[1]),
+        samples=int(ids.shape[0]),
+        requested_samples=inputs.requested,
+        skipped=inputs.skipped,
+        bos=bos,
+        dtype=str(param.dtype).removeprefix("torch."),
+        device=str(param.device),
+        backend=runner.backend,
+        epsilon=eps[0],
+        eps=eps,
+        options=opts,
+        baseline=_row(base, BASELINE, "the unablated model"),
+        rows=rows,
+        massive=massive[0].to_dict() if massive else None,
+        streaming_llm=streaming_verdict(rows),
+        notes=loaded.notes + inputs.notes,
+    )
