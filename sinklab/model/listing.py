@@ -69,6 +69,7 @@ def sections() -> list[tuple[str, list[tuple[str, str]]]]:
 
 def _run_sections() -> list[tuple[str, list[tuple[str, str]]]]:
     # Imported here: training and the experiments build on the model, not the other way round.
+    import sinklab.ablate.ablations  # noqa: F401  (registers the ablations section)
     from sinklab.experiments.suites import SCALES, SUITES
     from sinklab.train.presets import RUN_PRESETS
 
