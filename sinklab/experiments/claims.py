@@ -104,7 +104,7 @@ class RunResult:
         metrics_path = run_dir / "metrics.json"
         if not metrics_path.exists():
             return None
-        metrics = _read_json(metrics_path)
+        metrics = _read_metrics(metrics_path)
         history = _read_log(run_dir / "log.jsonl")
         config = _read_json(run_dir / "config.json") if (run_dir / "config.json").exists() else {}
         val_loss = metrics.get("val_loss")
@@ -141,6 +141,16 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
+def _read_metrics(path: Path) -> dict[str, Any]:
+    from sinklab.errors import SinklabError
+    from sinklab.measure.analysis import read_metrics
+
+    try:
+        return read_metrics(path)
+    except SinklabError as err:
+        raise ResultFileError(str(err)) from None
+
+
 def _read_log(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
@@ -157,9 +167,7 @@ def _read_log(path: Path) -> list[dict[str, Any]]:
 
 def _slot_sink(metrics: dict[str, Any]) -> float | None:
     """Sink_1* at the headline epsilon, when the model has a sink slot, sink token or sink logit."""
-    if metrics.get("slot_sink_percent") is not None:  # a training run's metrics.json
-        return float(metrics["slot_sink_percent"])
-    slot = metrics.get("slot")  # `sinklab measure`'s metrics.json
+    slot = metrics.get("slot")
     if not slot:
         return None
     return float(slot["sink_percent_by_eps"][f"{float(metrics.get('epsilon', 0.3)):g}"])
@@ -216,7 +224,7 @@ def max_sink(positions: Iterable[int]) -> Metric:
 
 def massive_activation_ratio(run: RunResult) -> float | None:
     """max over layers of ||h_1|| / mean_{t>1} ||h_t|| (the paper's ratio, with the mean), final metrics."""
-    norms = run.metrics.get("hidden_norm")
+    norms = (run.metrics.get("analyses") or {}).get("hidden_norm")
     if not norms:
         return None
     ratios = [row[0] / (sum(row[1:]) / len(row[1:])) for row in norms[1:] if len(row) > 1 and row[0]]
@@ -225,7 +233,7 @@ def massive_activation_ratio(run: RunResult) -> float | None:
 
 def first_value_norm_ratio(run: RunResult) -> float | None:
     """mean over layers of ||v_1|| / mean_{t>1} ||v_t|| (< 1: the first token's value is small)."""
-    norms = run.metrics.get("value_norm")
+    norms = (run.metrics.get("analyses") or {}).get("value_norm")
     if not norms:
         return None
     ratios = [row[0] / (sum(row[1:]) / len(row[1:])) for row in norms if len(row) > 1]

@@ -101,3 +101,67 @@ def build_metrics(result: RecordResult, eps: Sequence[float]) -> dict[str, Any]:
         }
     metrics["analyses"] = analyses(result)
     return metrics
+
+
+# ---- metrics.json: one writer, one reader -------------------------------------------------------------
+NORM_TABLES = ("hidden_norm", "key_norm", "value_norm", "query_norm", "cos_first_key", "cos_other_keys")
+SCHEMA = 1  # metrics.json format version (docs/metrics.md); bump on an incompatible change
+
+
+def metrics_document(
+    result: RecordResult,
+    eps: Sequence[float],
+    *,
+    model: str,
+    length: int,
+    skipped: int,
+    backend: str,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The whole metrics.json of a measurement, whoever measured (`sinklab measure`, training's final
+    evaluation): the run description, the metric, and `extra` fields (e.g. val_loss, sink_percent_window)."""
+    document = {
+        "schema": SCHEMA,
+        "model": model,
+        "length": int(length),
+        "skipped": int(skipped),
+        "backend": backend,
+        "epsilon": float(eps[0]),
+        **build_metrics(result, eps),
+        **extra,
+    }
+    return jsonable(document)
+
+
+def read_metrics(path: Any) -> dict[str, Any]:
+    """Read a metrics.json written by any sinklab command (older training files are brought to schema 1:
+    norms under `analyses`, the slot under `slot`). Unreadable or foreign files are a clear error."""
+    import json
+    from pathlib import Path
+
+    from sinklab.errors import SinklabError
+
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise SinklabError(f"{path}: not a readable metrics.json ({err})") from None
+    if not isinstance(data, dict) or "sink_percent" not in data:
+        raise SinklabError(f"{path}: not a sinklab metrics.json (no sink_percent)")
+    schema = data.get("schema", 0)
+    if not isinstance(schema, int) or schema > SCHEMA:
+        raise SinklabError(f"{path}: metrics schema {schema!r} is newer than this sinklab reads ({SCHEMA})")
+    if schema == 0:  # training runs before schema 1 kept norms at the top level and the slot flat
+        analyses_ = dict(data.get("analyses") or {})
+        for name in NORM_TABLES:
+            if name in data:
+                analyses_[name] = data.pop(name)
+        data["analyses"] = analyses_
+        if "slot_sink_percent" in data and not data.get("slot"):
+            eps = f"{float(data.get('epsilon', 0.3)):g}"
+            data["slot"] = {
+                "alpha": data.pop("slot_alpha", None),
+                "sink_percent_by_eps": {eps: data.pop("slot_sink_percent")},
+            }
+        data["schema"] = SCHEMA
+    return data

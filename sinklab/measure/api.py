@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from sinklab.measure import hf
-from sinklab.measure.analysis import build_metrics, jsonable
+from sinklab.measure.analysis import SCHEMA, build_metrics, jsonable
 from sinklab.measure.checks import (
     MeasureError,
     check_count,
@@ -73,7 +73,7 @@ class MeasureResult:
         d.pop("head_map")
         d.pop("out")
         d.pop("written")
-        return jsonable(d)
+        return jsonable({"schema": SCHEMA, **d})
 
 
 # ---- running a model over ids ---------------------------------------------------------------------

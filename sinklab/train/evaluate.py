@@ -9,11 +9,12 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sinklab.measure.analysis import metrics_document
+from sinklab.measure.hf import BACKEND_SINKLAB
 from sinklab.measure.metrics import sink_percent, summarize_alpha, window_alpha
 from sinklab.measure.record import AttentionRecord, RecordResult
 
@@ -103,28 +104,18 @@ def window_sink_percent(result: RecordResult, eps_list: tuple[float, ...], windo
 def metrics_json(
     result: RecordResult, eps_list: tuple[float, ...], model_name: str, window: int | None = None
 ) -> dict[str, Any]:
-    """The final metrics.json, in the format of `sinklab measure` (`window`: plus sink_percent_window)."""
-    out: dict[str, Any] = {
-        "model": model_name,
-        "samples": int(result.samples),
-        "length": int(result.alpha.shape[-1]),
-        "skipped": 0,
-        **summarize_alpha(result.alpha, eps_list),
-    }
-    if result.alpha_raw is not None:
-        raw = summarize_alpha(result.alpha_raw, eps_list)
-        out["raw"] = {k: raw[k] for k in ("sink_percent", "sink_percent_by_eps", "sink_percent_by_layer")}
-    if window is not None:
-        out["sink_percent_window"] = window_sink_percent(result, eps_list, window)
-    if result.slot_alpha is not None:
-        out["slot_alpha"] = result.slot_alpha.mean(axis=0).tolist()
-        out["slot_sink_percent"] = float((result.slot_alpha > eps_list[0]).mean() * 100.0)
-    for name in ("hidden_norm", "key_norm", "value_norm", "query_norm", "cos_first_key", "cos_other_keys"):
-        value = getattr(result, name)
-        if value is not None:
-            # NaN (undefined entries such as cos(q_1, k_1)) becomes null: metrics.json stays strict JSON
-            out[name] = [[None if not np.isfinite(x) else float(x) for x in row] for row in value]
-    return out
+    """The final metrics.json: the same document `sinklab measure` writes (one writer, schema 1), plus the
+    window-normalised Sink_k for windowed runs."""
+    extra = {} if window is None else {"sink_percent_window": window_sink_percent(result, eps_list, window)}
+    return metrics_document(
+        result,
+        eps_list,
+        model=model_name,
+        length=int(result.alpha.shape[-1]),
+        skipped=0,
+        backend=BACKEND_SINKLAB,
+        **extra,
+    )
 
 
 def autocast_for(device: torch.device, precision: str) -> Any:

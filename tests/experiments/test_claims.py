@@ -66,11 +66,11 @@ def seeds(
             if window is not None:
                 line["sink_percent_window"] = [max(0.0, window + d) if window else 0.0]
             history.append(line)
-        metrics = {"sink_percent": final}
+        metrics = {"schema": 1, "sink_percent": final, "analyses": {}}
         if hidden is not None:
-            metrics["hidden_norm"] = [[1.0] * 8, [hidden + d / 10, *[1.0] * 7], [1.0] * 8]
+            metrics["analyses"]["hidden_norm"] = [[1.0] * 8, [hidden + d / 10, *[1.0] * 7], [1.0] * 8]
         if value is not None:
-            metrics["value_norm"] = [[value + d / 100, *[1.0] * 7]] * 2
+            metrics["analyses"]["value_norm"] = [[value + d / 100, *[1.0] * 7]] * 2
         if window is not None:
             metrics["sink_percent_window"] = history[-1]["sink_percent_window"]
         out.append(

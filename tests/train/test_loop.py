@@ -70,7 +70,8 @@ def test_run_directory_contract(base_run):
     metrics = json.loads((base_run / "metrics.json").read_text())
     assert metrics["samples"] == 10 and metrics["length"] == 32 and metrics["epsilon"] == 0.3
     assert np.array(metrics["alpha"]).shape == (2, 2, 32)
-    assert len(metrics["sink_percent_by_layer"]) == 2 and "hidden_norm" in metrics
+    assert len(metrics["sink_percent_by_layer"]) == 2 and "hidden_norm" in metrics["analyses"]
+    assert metrics["schema"] == 1 and metrics["backend"] == "sinklab model record"
     assert metrics["mean_first_alpha"] == pytest.approx(read_log(base_run)[-1]["mean_first_alpha"], rel=1e-5)
     assert list((base_run / "tb").glob("events.out.tfevents.*"))
 
