@@ -1,9 +1,10 @@
 """The ablations: one registered function each, returning how its forward passes differ from the plain one.
 
-Attention-side ablations (mask-sink, sink-value-zero, window, window+sinks) are `AttentionEdit`s that the
-registered attention function (sinklab.measure.hf) applies to the mask / values before the model's own
-attention runs. Residual-stream ablations (massive-*) are forward hooks on one decoder block's output;
-swap-first changes the input ids. Positions count from 1 (as in Sink_k), layers and heads from 0.
+Attention-side ablations (mask-sink, sink-value-zero, window, window+sinks) are `AttentionEdit`s
+(sinklab.model.edits) applied to the mask / values before the attention runs: by the registered attention
+function for Hugging Face models (sinklab.measure.hf), by the attention module for sinklab's SinkLM.
+Residual-stream ablations (massive-*) are forward hooks on one decoder block's output; swap-first changes
+the input ids. Positions count from 1 (as in Sink_k), layers and heads from 0.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from sinklab.measure.hf import AttentionEdit
+from sinklab.model.edits import AttentionEdit
 from sinklab.registry import Registry
 
 SWAP_RANDOM = "random"
@@ -103,6 +104,7 @@ class AblationContext:
     draw_size: int
     samples: int
     blocks: nn.ModuleList | None
+    lead: int  # positions the blocks' outputs hold before token 1 (a SinkLM's prepended sink token)
     eps: float
     alpha_first: torch.Tensor  # (L, H) alpha_1 of the unablated model on the calibration batch
     massive: Callable[[], Massive]  # found on the calibration batch, on first use
@@ -131,7 +133,8 @@ ABLATIONS: Registry[Ablation] = Registry("ablation")
 
 # ---- attention edits ---------------------------------------------------------------------------------
 class KeyMask(AttentionEdit):
-    """No query sees the given keys in the chosen (layer, head) pairs; softmax renormalises the rest."""
+    """No query sees the given keys in the chosen (layer, head) pairs; a normalised kernel (softmax)
+    renormalises the rest, an unnormalised one (sigmoid without Z) just loses the key's weight."""
 
     def __init__(self, keys: Sequence[int], chosen: torch.Tensor) -> None:
         self.keys = [k - 1 for k in keys]  # 0-based columns
@@ -194,8 +197,9 @@ def _keys(positions: Sequence[int]) -> str:
 
 @ABLATIONS.register("mask-sink")
 def mask_sink(ctx: AblationContext) -> list[Intervention]:
-    """No query attends to key k (--positions, default 1) in the chosen layers/heads; the rest renormalise.
-    Query k's own row is kept where it would have no key left (query 1 only sees key 1)."""
+    """No query attends to key k (--positions, default 1) in the chosen layers/heads; the rest renormalise
+    (an unnormalised kernel, e.g. sigmoid without Z, just loses that key's weight). Query k's own row is kept
+    where it would have no key left (query 1 only sees key 1)."""
     chosen, which = ctx.head_selection()
     positions = ctx.options.positions
     note = f"{_keys(positions)} masked in {which}; a query left with no key keeps its own row"
@@ -245,15 +249,16 @@ def _massive_hook(ctx: AblationContext, massive: Massive, mode: str) -> Callable
     assert ctx.blocks is not None and massive.layer is not None
     block = ctx.blocks[massive.layer]
     dims = torch.tensor(massive.dims)
+    first = ctx.lead  # token 1 in the block's output
 
     def hook(module: nn.Module, args: Any, output: Any) -> Any:
         hidden = output[0] if isinstance(output, (tuple, list)) else output
         hidden = hidden.clone()
         d = dims.to(hidden.device)
         if mode == "zero":
-            hidden[:, 0, d] = 0
+            hidden[:, first, d] = 0
         else:  # the mean of the same dims over positions 2..T of the same sample
-            hidden[:, 0, d] = hidden[:, 1:, d].mean(dim=1)
+            hidden[:, first, d] = hidden[:, first + 1 :, d].mean(dim=1)
         if isinstance(output, tuple):
             return (hidden, *output[1:])
         if isinstance(output, list):

@@ -221,38 +221,91 @@ def _check_against_model(options: AblationOptions, n_layers: int, n_heads: int, 
 
 
 # ---- models --------------------------------------------------------------------------------------------
-def sinklab_as_hf(net: nn.Module) -> nn.Module:
-    """A SinkLM with the default options as the Hugging Face Llama it exports to (same logits), so that its
-    attention goes through the registered function and can be edited like any HF model's."""
-    from transformers import LlamaForCausalLM
+@dataclass
+class SinkLMRunner:
+    """sinklab's own SinkLM, run natively: its attention modules apply the edit on every path and feed the
+    record with the edited weights, whatever the options (kernel, mask, K/V bias, sink token, gate)."""
 
-    from sinklab.model.export import llama_state_dict, to_llama_config
+    model: nn.Module
+    name: str = ""
+    query_block: int = QUERY_BLOCK
+    backend: str = hf.BACKEND_SINKLAB
 
-    if not net.config.is_llama():
-        raise SinklabError(
-            "sinklab ablate runs sinklab models with the default options (softmax, causal, rope, swiglu, "
-            "rmsnorm, pre-LN, no K/V bias or sink token, no gate) as the Hugging Face Llama they export to; "
-            "this model's attention module has no edit hook yet, so it cannot be ablated"
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def blocks(self) -> nn.ModuleList:
+        return self.model.layers
+
+    @property
+    def lead(self) -> int:
+        """Positions the blocks' outputs hold before the first token (a prepended sink token)."""
+        return int(self.model.sink_token is not None)
+
+    @torch.no_grad()
+    def forward(
+        self,
+        ids: torch.Tensor,
+        record: Any,
+        *,
+        all_logits: bool = True,
+        edit: hf.AttentionEdit | None = None,
+    ) -> torch.Tensor:
+        return self.model(
+            ids.to(self.device), record=record, edit=edit, logits_to_keep=0 if all_logits else 1
         )
-    param = next(net.parameters())
-    model = LlamaForCausalLM(to_llama_config(net))
-    missing, unexpected = model.load_state_dict(llama_state_dict(net), strict=False)
-    missing = [m for m in missing if "rotary_emb" not in m]
-    if missing or unexpected:
-        raise RuntimeError(f"weight mapping to Llama failed: missing {missing}, unexpected {unexpected}")
-    return model.to(device=param.device, dtype=param.dtype).eval()
 
 
-def _hf_runner(loaded: Loaded, query_block: int) -> hf.HFRunner:
+Runner = hf.HFRunner | SinkLMRunner
+
+
+def sinklab_notes(net: nn.Module) -> list[str]:
+    """What a reader should know about how a SinkLM's attention is edited."""
+    cfg = net.config
+    notes = [
+        "a sinklab model, run natively: its attention module applies each edit (sinklab.model.attention)"
+    ]
+    attention = net.layers[0].self_attn
+    if not attention.kernel.normalize:
+        notes.append(
+            f"kernel {cfg.attention.kernel} without normalisation: a removed key's weight is dropped and the "
+            "other keys keep theirs (there is no denominator to renormalise)"
+        )
+    if not attention.kernel.rows_sum_to_one:
+        notes.append("its rows need not sum to 1: Sink_k uses the paper's proxy (|w| normalised per row)")
+    if attention.kernel.linear_scan and cfg.attention.backend == "auto":
+        notes.append("edits that remove keys run the blockwise path (prefix sums cannot drop a key)")
+    if net.sink_token is not None or attention.kv_bias.has_slot:
+        notes.append(
+            "the K/V bias slot and a prepended sink token are not token positions: every edit leaves them "
+            "visible, and massive-* edits the first input token"
+        )
+    return notes
+
+
+def _runner(loaded: Loaded, query_block: int) -> Runner:
     runner = loaded.runner
     if runner.backend == hf.BACKEND_SINKLAB:
-        net = sinklab_as_hf(runner.model)
-        loaded.notes.append(
-            "a sinklab model with the default options, run as the Hugging Face Llama it exports to "
-            "(same weights and logits)"
-        )
-        return hf.prepare_hf(net, name=loaded.name, query_block=query_block)
+        net = runner.model
+        if net.config.attention.backend == "linear_scan":
+            raise SinklabError(
+                "this sinklab model demands attention.backend='linear_scan', whose prefix sums cannot remove "
+                "keys; save it with attention.backend 'auto' (the same weights) to ablate it"
+            )
+        loaded.notes.extend(sinklab_notes(net))
+        return SinkLMRunner(net.eval(), name=loaded.name, query_block=query_block)
     return runner
+
+
+def _blocks(runner: Runner) -> nn.ModuleList | None:
+    return runner.blocks if isinstance(runner, SinkLMRunner) else hf.decoder_blocks(runner.model)
+
+
+def _edits(runner: Runner) -> bool:
+    """Whether the runner can apply an AttentionEdit."""
+    return isinstance(runner, SinkLMRunner) or runner.backend == hf.BACKEND_REGISTRY
 
 
 class _ShapeProbe(hf.AttentionEdit):
@@ -276,14 +329,15 @@ class Calibration:
     first: list[torch.Tensor]  # per block: (D,) mean signed h_1
 
 
-def calibrate(runner: hf.HFRunner, batch: torch.Tensor, eps: float) -> Calibration:
+def calibrate(runner: Runner, batch: torch.Tensor, eps: float) -> Calibration:
     """One unablated forward of the first batch: alpha_1 per head, head counts and block outputs."""
-    blocks = hf.decoder_blocks(runner.model)
+    blocks = _blocks(runner)
+    lead = runner.lead if isinstance(runner, SinkLMRunner) else 0
     tables: list[torch.Tensor] = []
     first: list[torch.Tensor] = []
 
     def hook(module: nn.Module, args: Any, output: Any) -> None:
-        hidden = (output[0] if isinstance(output, (tuple, list)) else output).detach().float()
+        hidden = (output[0] if isinstance(output, (tuple, list)) else output).detach().float()[:, lead:]
         tables.append(hidden.abs().mean(dim=0).cpu())
         first.append(hidden[:, 0].mean(dim=0).cpu())
 
@@ -292,9 +346,7 @@ def calibrate(runner: hf.HFRunner, batch: torch.Tensor, eps: float) -> Calibrati
     probe = _ShapeProbe()
     try:
         counts.start_batch(*batch.shape)
-        runner.forward(
-            batch, counts, all_logits=False, edit=probe if runner.backend == hf.BACKEND_REGISTRY else None
-        )
+        runner.forward(batch, counts, all_logits=False, edit=probe if _edits(runner) else None)
         counts.end_batch()
     finally:
         for h in handles:
@@ -331,7 +383,7 @@ def find_massive(cal: Calibration, threshold: float) -> Massive:
 
 # ---- the run -------------------------------------------------------------------------------------------
 def plan(
-    runner: hf.HFRunner,
+    runner: Runner,
     ids: torch.Tensor,
     names: list[str],
     options: AblationOptions,
@@ -360,7 +412,8 @@ def plan(
         vocab_size=vocab_size,
         draw_size=draw_size or vocab_size,
         samples=int(ids.shape[0]),
-        blocks=hf.decoder_blocks(runner.model),
+        blocks=_blocks(runner),
+        lead=runner.lead if isinstance(runner, SinkLMRunner) else 0,
         eps=eps,
         alpha_first=cal.alpha_first,
         massive=massive,
@@ -376,7 +429,7 @@ class _Pass:
 
 
 def run_passes(
-    runner: hf.HFRunner,
+    runner: Runner,
     ids: torch.Tensor,
     interventions: list[Intervention],
     eps: list[float],
@@ -412,7 +465,7 @@ def run_passes(
 
 
 def pass_losses(
-    runner: hf.HFRunner, batch: torch.Tensor, start: int, iv: Intervention | None, sinks: SinkCounts
+    runner: Runner, batch: torch.Tensor, start: int, iv: Intervention | None, sinks: SinkCounts
 ) -> torch.Tensor:
     """One forward of `batch` (samples start..) under `iv` (None: unablated), feeding `sinks`; returns the
     (B, T-1) losses of the original tokens 2..T (swap-first changes token 1 only, never a target)."""
@@ -633,8 +686,8 @@ def _ablate(
     if warning is not None:
         print(f"sinklab ablate: warning: {warning}", file=sys.stderr)
         loaded.notes.append(warning)
-    runner = _hf_runner(loaded, query_block)
-    if runner.backend != hf.BACKEND_REGISTRY and set(names) & set(ATTENTION_ABLATIONS):
+    runner = _runner(loaded, query_block)
+    if not _edits(runner) and set(names) & set(ATTENTION_ABLATIONS):
         raise SinklabError(
             f"{loaded.name} does not route attention through transformers' attention registry, so "
             f"{', '.join(n for n in names if n in ATTENTION_ABLATIONS)} cannot run on it; the others can "

@@ -37,6 +37,8 @@ SIGMOID = RunSpec(
 # The demo's targets (issue 5): a clear sink for softmax, none for sigmoid, at a similar loss.
 SOFTMAX_MIN, SIGMOID_MAX, LOSS_GAP = 10.0, 1.0, 0.3
 EPS_CURVES = ("0.1", "0.2", "0.3")
+# The mask-sink check at the end (sinklab ablate): 100 evaluation sequences of 64 tokens at most, 3 forwards.
+ABLATE_SAMPLES = 100
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -88,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
         )
     summary = write_demo_report(out)
     print(summary.verdict_text)
+    if summary.mask_sink_text:
+        print(summary.mask_sink_text)
     print(f"report: {out / 'report.html'} and {out / 'report.md'}")
     return 0
 
@@ -101,6 +105,9 @@ class DemoSummary:
     sigmoid_loss: float
     shows_claim: bool
     verdict_text: str
+    # mask-sink (key 1 masked in every head, sinklab ablate) per model: {"mean", "ci_low", "ci_high", ...}
+    mask_sink: dict[str, dict[str, Any]] | None = None
+    mask_sink_text: str = ""
 
 
 def _eps_value(h: dict[str, Any], eps: str) -> float | None:
@@ -131,6 +138,54 @@ def summarize(softmax: RunResult, sigmoid: RunResult, sigmoid_raw: float | None)
     )
 
 
+def mask_sink_effect(run_dir: Path) -> dict[str, Any]:
+    """Δ loss (nats, 95 % interval) of masking key 1 in every head, on the run's own evaluation sequences,
+    with Sink_1 (ε 0.3) before and after: the ablate API, as `sinklab ablate --ablations mask-sink`."""
+    from sinklab.ablate.api import ablate
+
+    eval_set = run_dir / "eval_set.jsonl"
+    lines = eval_set.read_text().splitlines()
+    length = len(json.loads(lines[0])["input_ids"])
+    result = ablate(
+        str(run_dir),
+        f"ids:{eval_set}",
+        ["mask-sink"],
+        length=length,
+        samples=min(len(lines), ABLATE_SAMPLES),
+        batch_size=25,
+        plots=False,
+    )
+    row = result.row("mask-sink")
+    return {
+        **row.delta.to_dict(),
+        "loss": row.loss,
+        "baseline_loss": result.baseline.loss,
+        "sink_1_before": result.baseline.sink_percent["0.3"][0],
+        "sink_1_after": row.sink_percent["0.3"][0],
+        "length": result.length,
+    }
+
+
+def _signed(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.4f}"
+
+
+def mask_sink_line(effects: dict[str, dict[str, Any]]) -> str:
+    """One sentence: what masking the sink costs each model (the interval says whether it is beyond noise)."""
+
+    def part(name: str) -> str:
+        e = effects[name]
+        low, high = e["ci_low"], e["ci_high"]
+        interval = f" [{_signed(low)}, {_signed(high)}]" if low is not None else ""
+        return f"the {name} model's loss by {_signed(e['mean'])} nats{interval}"
+
+    e = effects["softmax"]
+    return (
+        f"masking the sink (mask-sink: key 1 hidden from every head, {e['n']} x {e['length']} tokens) "
+        f"changes {part('softmax')} and {part('sigmoid')} (95 % intervals)"
+    )
+
+
 def write_demo_report(out: Path) -> DemoSummary:
     """Figures, report.md, report.html and summary.json from the two finished runs under OUT/runs."""
     runs = {}
@@ -142,6 +197,8 @@ def write_demo_report(out: Path) -> DemoSummary:
     metrics = {n: json.loads((out / "runs" / n / "metrics.json").read_text()) for n in runs}
     raw = (metrics["sigmoid"].get("raw") or {}).get("sink_percent")
     summary = summarize(runs["softmax"], runs["sigmoid"], raw[0] if raw else None)
+    summary.mask_sink = {n: mask_sink_effect(out / "runs" / n) for n in runs}
+    summary.mask_sink_text = mask_sink_line(summary.mask_sink)
     figures = out / "figures"
     histories = {n: r.history for n, r in runs.items()}
     images: list[tuple[str, Path]] = []
@@ -244,6 +301,9 @@ def _attention_map(run_dir: Path, path: Path, name: str) -> Path | None:
     )
 
 
+_ABLATE_HOW = "sinklab ablate on each run's evaluation sequences, paired with the unablated loss"
+
+
 def _markdown(
     summary: DemoSummary, runs: dict[str, RunResult], images: list[tuple[str, Path]], out: Path
 ) -> str:
@@ -262,6 +322,8 @@ def _markdown(
         lines.append(f"| {name} | {r.sink(1):.2f} | {per_layer} | {r.val_loss:.3f} |")
     if summary.sigmoid_sink_raw is not None:
         lines.append(f"\nSigmoid on raw (unnormalised) weights: Sink_1 = {summary.sigmoid_sink_raw:.2f}%.")
+    if summary.mask_sink_text:
+        lines.append(f"\nAblation ({_ABLATE_HOW}): {summary.mask_sink_text}.")
     lines.append("")
     lines += [f"![{title}]({path.relative_to(out)})" for title, path in images]
     return "\n".join(lines) + "\n"
@@ -278,6 +340,11 @@ def _html(summary: DemoSummary, runs: dict[str, RunResult], images: list[tuple[s
         for t, p in images
     )
     colour = "#1a7f37" if summary.shows_claim else "#9a6700"
+    ablation = (
+        f"<p>Ablation ({html.escape(_ABLATE_HOW)}): {html.escape(summary.mask_sink_text)}.</p>"
+        if summary.mask_sink_text
+        else ""
+    )
     return f"""<!doctype html><meta charset="utf-8"><title>sinklab demo</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto}}
 table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px}}
@@ -287,5 +354,6 @@ pre{{background:#f6f8fa;padding:1em;border-left:4px solid {colour}}}</style>
 <pre>{html.escape(summary.verdict_text)}</pre>
 <table><tr><th>model</th><th>Sink_1 (ε 0.3, %)</th><th>Sink_1 per layer</th><th>validation loss</th></tr>
 {rows}</table>
+{ablation}
 {figs}
 """

@@ -33,6 +33,7 @@ from torch import nn
 from sinklab.errors import SinklabError
 from sinklab.measure.checks import MeasureError, looks_like_path
 from sinklab.measure.record import QUERY_BLOCK, AttentionRecord
+from sinklab.model.edits import AttentionEdit
 
 ATTN_NAME = "sinklab"
 BACKEND_REGISTRY = "registered attention function"
@@ -42,25 +43,6 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 
 
 # ---- attention edits --------------------------------------------------------------------------------
-class AttentionEdit:
-    """An explicit change to attention, applied to the mask and values before the model's attention runs.
-
-    Subclasses override one or both methods; the defaults change nothing. `layer` counts attention calls
-    of one forward pass from 0 (one per decoder layer)."""
-
-    def key_mask(
-        self, layer: int, n_heads: int, q_len: int, kv_len: int, device: torch.device
-    ) -> torch.Tensor | None:
-        """Bool, broadcastable to (B, H, q_len, kv_len): False where query i may no longer see key j; None
-        leaves the layer's mask alone. It only removes keys: the model's own mask still applies. Returning
-        the same tensor for several layers lets them share one edited mask."""
-        return None
-
-    def value(self, layer: int, value: torch.Tensor, n_heads: int) -> torch.Tensor:
-        """The values (B, Hkv, T, D) attention mixes; return a new tensor, never edit in place."""
-        return value
-
-
 def edited_mask(
     mask: torch.Tensor | None, keep: torch.Tensor, causal: bool, q_len: int, kv_len: int
 ) -> torch.Tensor:

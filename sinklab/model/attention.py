@@ -14,6 +14,15 @@ Paths (never a silent fallback: `backend` other than "auto" runs that path or ra
   compare against naive loops.
 When a record is given, the output still comes from the chosen path; the weights fed to the record are
 computed separately, without gradients, in the record's query blocks.
+
+Edits (`AttentionContext.edit`, an `AttentionEdit` as `sinklab ablate` uses it) act on the token sequence
+only: values of chosen tokens are changed right after the projection, and removed keys are taken out of the
+mask every path uses (the record's weights included). Slots and a sink token stay visible. The kernel then
+sees a removed key as not allowed: normalised kernels (softmax, Z = sum) renormalise over what remains;
+unnormalised ones (sigmoid or linear without Z, relu) just lose the key's weight, since there is no
+denominator to renormalise. A query left with no token key keeps its own row (`edits.keep_allowed`). SDPA
+runs edits through its boolean/float mask; prefix sums cannot drop keys, so a key-removing edit runs the
+blockwise path under `auto` and is an error under an explicit `linear_scan`.
 """
 
 from __future__ import annotations
@@ -26,12 +35,14 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from sinklab.model.edits import keep_allowed
 from sinklab.model.kernels import KERNELS, BlockInfo, Kernel
 from sinklab.model.sinks import KV_BIASES
 
 if TYPE_CHECKING:
     from sinklab.measure.record import AttentionRecord
     from sinklab.model.config import ModelConfig
+    from sinklab.model.edits import AttentionEdit
     from sinklab.model.masks import Mask
     from sinklab.model.positions import Position
 
@@ -49,6 +60,7 @@ class AttentionContext:
     record: AttentionRecord | None = None
     weights_out: list | None = None  # when a list: each layer appends (weights, slot) over real tokens
     cache: dict = field(default_factory=dict)  # masks shared by the layers
+    edit: AttentionEdit | None = None  # an explicit change of keys / values (sinklab ablate); None: none
 
 
 def full_allowed(
@@ -95,15 +107,21 @@ class Attention(nn.Module):
         self.kv_bias = KV_BIASES.get(cfg.kv_bias)(cfg)
 
     # ---- dispatch ----------------------------------------------------------------------------------
-    def choose_backend(self, ctx: AttentionContext) -> str:
+    def choose_backend(self, ctx: AttentionContext, keys_edited: bool = False) -> str:
+        """The path for this forward; `keys_edited`: an edit removes keys (prefix sums cannot)."""
         backend = self.cfg.backend
         scan_ok = self.kernel.linear_scan and ctx.mask.plain_causal and not ctx.position.has_bias
         if backend == "auto":
             if self.kernel.sdpa:
                 return "sdpa"
-            return "linear_scan" if scan_ok else "blockwise"
+            return "linear_scan" if scan_ok and not keys_edited else "blockwise"
         if backend == "linear_scan" and not scan_ok:
             raise ValueError("attention.backend='linear_scan' cannot add a position bias (alibi, relative)")
+        if backend == "linear_scan" and keys_edited:
+            raise ValueError(
+                "attention.backend='linear_scan' cannot remove keys (an attention edit such as mask-sink or "
+                "window): set attention.backend to 'auto' or 'blockwise' for this forward"
+            )
         return backend
 
     def forward(self, x: torch.Tensor, ctx: AttentionContext) -> torch.Tensor:
@@ -111,6 +129,10 @@ class Attention(nn.Module):
         q = self.q_proj(x).view(b, t, self.n_head, self.head_dim).transpose(1, 2)  # (B, H, T, D)
         k = self.k_proj(x).view(b, t, self.n_kv_head, self.head_dim).transpose(1, 2)
         v = self.v_proj(x).view(b, t, self.n_kv_head, self.head_dim).transpose(1, 2)
+        keep = None
+        if ctx.edit is not None:
+            v = self._edit_values(v, ctx)
+            keep = ctx.edit.key_mask(self.layer, self.n_head, t - ctx.n_sink, t - ctx.n_sink, x.device)
         q, k = ctx.position.rotate(q, ctx.pos), ctx.position.rotate(k, ctx.pos)
         if ctx.record is not None:
             s = ctx.n_sink
@@ -126,16 +148,20 @@ class Attention(nn.Module):
         n_front = int(self.kv_bias.has_slot)
         q, k = self.kernel.features(q), self.kernel.features(k)
 
-        backend = self.choose_backend(ctx)
+        backend = self.choose_backend(ctx, keys_edited=keep is not None)
         if backend == "sdpa":
-            out = self._sdpa(q, k, v, n_front, ctx)
+            out = self._sdpa(q, k, v, n_front, ctx, keep)
         elif backend == "linear_scan":
             out = self._linear_scan(q, k, v, n_front)
         else:
+            edited = self._edited_allowed(keep, n_front, ctx) if keep is not None else None
             block = t if backend == "reference" else self.cfg.block_size
-            out = self._blockwise(q, k, v, n_front, ctx, block, use_checkpoint=backend == "blockwise")
+            out = self._blockwise(
+                q, k, v, n_front, ctx, block, use_checkpoint=backend == "blockwise", edited=edited
+            )
         if ctx.record is not None or ctx.weights_out is not None:
-            self._feed_weights(q, k, n_front, ctx)
+            edited = self._edited_allowed(keep, n_front, ctx) if keep is not None else None
+            self._feed_weights(q, k, n_front, ctx, edited)
 
         if self.kv_bias.has_value_bias:
             out = out + self.kv_bias.value_bias().to(out.dtype).view(1, self.n_head, 1, self.head_dim)
@@ -148,6 +174,33 @@ class Attention(nn.Module):
             out = out.transpose(1, 2).reshape(b, t, self.n_head * self.head_dim)
         return self.o_proj(out)
 
+    # ---- edits -------------------------------------------------------------------------------------
+    def _edit_values(self, v: torch.Tensor, ctx: AttentionContext) -> torch.Tensor:
+        """v (B, Hkv, T, D) with the edit's values for the token sequence (a sink token left alone)."""
+        s = ctx.n_sink
+        edited = ctx.edit.value(self.layer, v[:, :, s:], self.n_head)
+        return torch.cat([v[:, :, :s], edited], dim=2) if s else edited
+
+    def _edited_allowed(self, keep: torch.Tensor, n_front: int, ctx: AttentionContext) -> torch.Tensor:
+        """(Bk, Hk, N, N) bool in full coordinates (N = n_front + T): the layer's mask with the keys `keep`
+        (B?, H?, T_real, T_real) forbids removed among the token sequence; slots and the sink token stay
+        visible. Layers returning the same `keep` share one tensor for the whole forward."""
+        size = n_front + len(ctx.pos)
+        key = ("edited_mask", id(keep), n_front, size, keep.device)
+        hit = ctx.cache.get(key)
+        if hit is not None:
+            return hit[1]
+        idx = torch.arange(size, device=keep.device)
+        base = full_allowed(idx, idx, n_front, ctx.n_sink, ctx.mask)
+        while keep.dim() < 4:
+            keep = keep.unsqueeze(0)
+        lead = n_front + ctx.n_sink
+        out = base.expand(*keep.shape[:2], size, size).clone()
+        # The "no key left" rule counts token keys only: a slot would otherwise take a masked row's mass.
+        out[..., lead:, lead:] = keep_allowed(base[lead:, lead:], keep)
+        ctx.cache[key] = (keep, out)  # `keep` is held so that its id cannot be reused during the forward
+        return out
+
     # ---- paths -------------------------------------------------------------------------------------
     def _block(
         self,
@@ -157,25 +210,30 @@ class Attention(nn.Module):
         rows: torch.Tensor,
         n_front: int,
         ctx: AttentionContext,
+        edited: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
-        """One query block (full-coordinate `rows`) against keys k: (out, weights, extra-logit mass)."""
+        """One query block (full-coordinate `rows`) against keys k: (out, weights, extra-logit mass).
+        `edited`: the full-coordinate mask of an attention edit, used instead of the layer's own."""
         cols = torch.arange(k.shape[2], device=k.device)
         scores = self.kernel.scores(q_blk, k)  # (B, H, q, S) fp32
         bias = full_bias(rows, cols, n_front, ctx)
         if bias is not None:
             scores = scores + bias.to(scores.device)
-        # The same block mask serves every layer and the backward recomputation: build it once.
-        key = ("block_mask", int(rows[0]), len(rows), k.shape[2], n_front, rows.device)
-        allowed = ctx.cache.get(key)
-        if allowed is None:
-            allowed = full_allowed(rows, cols, n_front, ctx.n_sink, ctx.mask)
-            ctx.cache[key] = allowed
+        if edited is not None:
+            allowed = edited[..., int(rows[0]) : int(rows[-1]) + 1, : k.shape[2]]
+        else:
+            # The same block mask serves every layer and the backward recomputation: build it once.
+            key = ("block_mask", int(rows[0]), len(rows), k.shape[2], n_front, rows.device)
+            allowed = ctx.cache.get(key)
+            if allowed is None:
+                allowed = full_allowed(rows, cols, n_front, ctx.n_sink, ctx.mask)
+                ctx.cache[key] = allowed
         info = BlockInfo(query_pos=rows - n_front + 1, seq_len=len(ctx.pos))
         weights, extra = self.kernel.weights(scores, allowed, info)
         out = weights.to(v.dtype) @ v if v is not None else None
         return out, weights, extra
 
-    def _blockwise(self, q, k, v, n_front, ctx, block, use_checkpoint):
+    def _blockwise(self, q, k, v, n_front, ctx, block, use_checkpoint, edited=None):
         t = q.shape[2]
         outs = []
         for start in range(0, t, block):
@@ -186,7 +244,7 @@ class Attention(nn.Module):
             rows = torch.arange(start, stop, device=q.device) + n_front
 
             def run(q_blk, k_blk, v_blk, rows=rows):
-                return self._block(q_blk, k_blk, v_blk, rows, n_front, ctx)[0]
+                return self._block(q_blk, k_blk, v_blk, rows, n_front, ctx, edited)[0]
 
             args = (q[:, :, start:stop], k[:, :, :k_stop], v[:, :, :k_stop])
             if use_checkpoint and torch.is_grad_enabled():
@@ -196,7 +254,7 @@ class Attention(nn.Module):
                 outs.append(run(*args))
         return torch.cat(outs, dim=2)
 
-    def _sdpa(self, q, k, v, n_front, ctx):
+    def _sdpa(self, q, k, v, n_front, ctx, keep=None):
         b, h, t, d = q.shape
         logit = self.kernel.extra_logit() if self.kernel.has_extra_logit else None
         if logit is not None:
@@ -215,7 +273,17 @@ class Attention(nn.Module):
             q = torch.cat([q.new_zeros(b, h, n_front, q.shape[-1]), q], dim=2)  # dummy query rows
         size = q.shape[2]
         attn_mask, is_causal = None, False
-        if ctx.mask.plain_causal and not ctx.position.has_bias:
+        if keep is not None:
+            # An edit: the edited boolean mask (per head when the edit is), the position bias added to it.
+            allowed = self._edited_allowed(keep, n_front, ctx)
+            idx = torch.arange(size, device=q.device)
+            bias = full_bias(idx, idx, n_front, ctx)
+            if bias is None:
+                attn_mask = allowed
+            else:
+                neg_inf = torch.tensor(float("-inf"), device=q.device)
+                attn_mask = torch.where(allowed, bias.to(q.device), neg_inf).to(q.dtype)
+        elif ctx.mask.plain_causal and not ctx.position.has_bias:
             is_causal = True
         else:
             key = ("sdpa_mask", n_front, size, q.dtype, q.device)
@@ -256,9 +324,9 @@ class Attention(nn.Module):
         return torch.cat(outs, dim=2)
 
     # ---- weights for the record and for tests ------------------------------------------------------
-    def _feed_weights(self, q, k, n_front, ctx):
+    def _feed_weights(self, q, k, n_front, ctx, edited=None):
         """Weights over the real tokens, by query blocks, without gradients; slot = mass on the K/V slot,
-        the sink token and any extra logit."""
+        the sink token and any extra logit. Under an edit (`edited`), the edited weights."""
         n_sink = ctx.n_sink
         t_real = q.shape[2] - n_sink
         lead = n_front + n_sink  # columns that are not real tokens
@@ -269,7 +337,7 @@ class Attention(nn.Module):
                 stop = min(start + block, t_real)
                 rows = torch.arange(start, stop, device=q.device) + lead
                 _, w, extra = self._block(
-                    q[:, :, n_sink + start : n_sink + stop], k, None, rows, n_front, ctx
+                    q[:, :, n_sink + start : n_sink + stop], k, None, rows, n_front, ctx, edited
                 )
                 slot = w[..., :lead].sum(-1) if lead else None
                 if extra is not None:

@@ -18,6 +18,7 @@ from sinklab.model.sinks import KV_BIASES
 
 if TYPE_CHECKING:
     from sinklab.measure.record import AttentionRecord
+    from sinklab.model.edits import AttentionEdit
 
 SINK_TOKEN_INIT_STD = 0.02
 
@@ -93,12 +94,15 @@ class SinkLM(nn.Module):
         *,
         return_weights: bool = False,
         logits_to_keep: int = 0,
+        edit: AttentionEdit | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor | None]]]:
         """Logits (B, T, V). With `record`, attention (in query blocks), q/k/v and hidden states feed it; the
         caller owns its batch (record.start_batch(B, T) before, record.end_batch() after). With
         `return_weights`, also each layer's (weights (B, H, T, T), slot mass (B, H, T) or None).
         `logits_to_keep` > 0 projects only the last positions (as in transformers): a measurement needs
-        no logits, and the vocabulary projection is a large share of a small model's forward."""
+        no logits, and the vocabulary projection is a large share of a small model's forward. `edit` (an
+        `AttentionEdit`, `sinklab ablate`) changes every layer's keys / values on every path, weights
+        included; None runs the plain forward."""
         b, t = input_ids.shape
         if record is not None and (record._batch, record._seq_len) != (b, t):
             raise RuntimeError(
@@ -118,7 +122,13 @@ class SinkLM(nn.Module):
             h = h + pos_embed.to(h.dtype)
         weights: list | None = [] if return_weights else None
         ctx = AttentionContext(
-            pos=pos, n_sink=n_sink, position=self.position, mask=self.mask, record=record, weights_out=weights
+            pos=pos,
+            n_sink=n_sink,
+            position=self.position,
+            mask=self.mask,
+            record=record,
+            weights_out=weights,
+            edit=edit,
         )
         if record is not None:
             record.add_hidden(0, h[:, n_sink:])

@@ -38,6 +38,12 @@ def test_demo_machinery_on_micro_models(tmp_path, monkeypatch):
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary) >= {"softmax_sink", "sigmoid_sink", "softmax_loss", "sigmoid_loss", "shows_claim"}
     assert "| softmax |" in (out / "report.md").read_text()
+    # The mask-sink line: both models ablated through the ablate API, shown in both reports and printed.
+    assert set(summary["mask_sink"]) == {"softmax", "sigmoid"}
+    for effect in summary["mask_sink"].values():
+        assert effect["n"] >= 1 and effect["sink_1_after"] == 0.0
+    assert "masking the sink" in proc.stdout
+    assert "masking the sink" in (out / "report.md").read_text() and "masking the sink" in page
 
 
 def test_verdict_logic():
