@@ -225,21 +225,35 @@ def local_cluster(tmp_path, monkeypatch):
 
 @pytest.mark.skipif(sys.platform != "linux", reason="local jobs are followed through /proc")
 def test_micro_sweep_end_to_end_through_submitit(tmp_path, local_cluster, capsys):
+    """The issue's acceptance: the optimization suite at micro scale through the slurm code path."""
     out = tmp_path / "sweep"
-    argv = ["reproduce", *SLURM, "--time", "60", "--gpus-per-run", "0", "--out", str(out)]
+    suite = ["--launcher", "slurm", "--suite", "optimization", "--scale", "micro"]
+    argv = [
+        "reproduce",
+        *suite,
+        "--time",
+        "60",
+        "--gpus-per-run",
+        "0",
+        "--max-parallel",
+        "2",
+        "--out",
+        str(out),
+    ]
     assert main([*argv, "--wait"]) == 0, capsys.readouterr()
     printed = capsys.readouterr().out
-    assert "submitted 2 job(s)" in printed and "report:" in printed
-    assert all(run_state(out / "runs" / n) == FINISHED for n in ("default", "sigmoid_nonorm"))
+    names = ("default", "lr_x2", "lr_x0.25", "batch_x0.5", "batch_x2", "lr_x0.5_steps_x2")
+    assert f"submitted {len(names)} job(s)" in printed and "report:" in printed
+    assert all(run_state(out / "runs" / n) == FINISHED for n in names)
     assert (out / "report.html").exists()
     log = (out / "logs" / "default.log").read_text()
     assert log.startswith("$ ") and "--out" in log and "finished" in log  # the trainer's own output
 
     assert main(argv) == 0  # a second call submits nothing
     assert "nothing to submit" in capsys.readouterr().out
-    assert sum(len(v) for v in json.loads((out / "jobs.json").read_text())["runs"].values()) == 2
+    assert sum(len(v) for v in json.loads((out / "jobs.json").read_text())["runs"].values()) == len(names)
     assert main(["reproduce", "--status", "--out", str(out)]) == 0
-    assert "2 finished" in capsys.readouterr().out
+    assert f"{len(names)} finished" in capsys.readouterr().out
 
 
 def _children(pid: int) -> list[int]:
