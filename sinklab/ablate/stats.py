@@ -44,6 +44,14 @@ class SinkCounts:
     _alpha_sum: np.ndarray | None = None
     heads: int = 0
 
+    # The AttentionObserver protocol (sinklab.measure.observer).
+    @property
+    def batch_shape(self) -> tuple[int, int]:
+        return self._batch, self._seq_len
+
+    def wants_layer(self, layer: int) -> bool:
+        return True
+
     def start_batch(self, batch_size: int, seq_len: int) -> None:
         self._batch, self._seq_len = batch_size, seq_len
         self._colsum = {}
@@ -65,10 +73,10 @@ class SinkCounts:
             self._colsum[layer] = sums
         sums[..., :k] += w[..., :k].sum(dim=2)
 
-    def add_qkv(self, *args: object, **kwargs: object) -> None:
-        return None
+    def add_qkv(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
+        return None  # the counts need the weights only
 
-    def add_hidden(self, *args: object, **kwargs: object) -> None:
+    def add_hidden(self, index: int, hidden: torch.Tensor) -> None:
         return None
 
     def end_batch(self) -> None:

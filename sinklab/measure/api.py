@@ -144,19 +144,22 @@ def _record_result(
 
 
 @dataclass
-class HeadMapRecord(AttentionRecord):
-    """Keeps the mean full (T, T) map of one (layer, head) and nothing else: the second, small pass."""
+class HeadMapRecord:
+    """An AttentionObserver that keeps the mean full (T, T) map of one (layer, head) and nothing else: the
+    second, small pass behind the strongest-head figure."""
 
     layer: int = 0
     head: int = 0
+    query_block: int = QUERY_BLOCK
     total: torch.Tensor | None = None
     count: int = 0
+    batch_shape: tuple[int, int] = (0, 0)
 
     def wants_layer(self, layer: int) -> bool:
         return layer == self.layer
 
     def start_batch(self, batch_size: int, seq_len: int) -> None:
-        self._batch, self._seq_len = batch_size, seq_len
+        self.batch_shape = (batch_size, seq_len)
         if self.total is None:
             self.total = torch.zeros(seq_len, seq_len, dtype=torch.float64)
 
@@ -177,14 +180,14 @@ class HeadMapRecord(AttentionRecord):
         # A causal block may hand over only the keys it can see (w.shape[-1] <= T); the rest stay zero.
         self.total[query_start : query_start + w.shape[1], : w.shape[-1]] += w.sum(0).double().cpu()
 
-    def add_qkv(self, *args: Any, **kwargs: Any) -> None:
-        return None
+    def add_qkv(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
+        return None  # the map needs the weights only
 
-    def add_hidden(self, *args: Any, **kwargs: Any) -> None:
+    def add_hidden(self, index: int, hidden: torch.Tensor) -> None:
         return None
 
     def end_batch(self) -> None:
-        self.count += self._batch
+        self.count += self.batch_shape[0]
 
     def mean_map(self) -> np.ndarray:
         if self.total is None or not self.count:
@@ -193,7 +196,7 @@ class HeadMapRecord(AttentionRecord):
 
 
 def strongest_head_map(runner: Any, ids: torch.Tensor, layer: int, head: int, batch_size: int) -> np.ndarray:
-    record = HeadMapRecord(analyses=False, layer=layer, head=head)
+    record = HeadMapRecord(layer=layer, head=head)
     record_ids(runner, ids, record, batch_size)
     return record.mean_map()
 

@@ -22,6 +22,7 @@ import json
 import math
 import sys
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from torch import nn
 
 from sinklab.errors import SinklabError
 from sinklab.measure.checks import MeasureError, looks_like_path
+from sinklab.measure.observer import AttentionObserver
 from sinklab.measure.record import QUERY_BLOCK, AttentionRecord
 from sinklab.model.edits import AttentionEdit
 
@@ -75,7 +77,7 @@ class _Active:
     """The measurement currently running: which record to feed, how many attention calls so far, and an
     optional edit of every attention call's mask and values."""
 
-    record: AttentionRecord | None
+    record: AttentionObserver | None
     query_block: int = QUERY_BLOCK
     use_sdpa: bool = True
     calls: int = 0
@@ -86,7 +88,9 @@ class _Active:
     edited: dict[tuple[int, int], tuple[Any, torch.Tensor, torch.Tensor]] = field(default_factory=dict)
 
 
-_ACTIVE: _Active | None = None
+# The measurement the registered function feeds, per thread / async context: two measurements running at
+# once in different threads never see each other's record (a ContextVar, not a shared module global).
+_ACTIVE: ContextVar[_Active | None] = ContextVar("sinklab_active_measurement", default=None)
 
 
 def _repeat_kv(x: torch.Tensor, n_rep: int) -> torch.Tensor:
@@ -129,7 +133,7 @@ def sinklab_attention_forward(
     """transformers attention function: the model's own attention output, plus statistics on the side."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-    active = _ACTIVE
+    active = _ACTIVE.get()
     causal = is_causal if is_causal is not None else getattr(module, "is_causal", True)
     layer = active.calls if active is not None else 0
     if active is not None and active.edit is not None:
@@ -173,8 +177,7 @@ def sinklab_attention_forward(
         )
     if active is not None and active.record is not None:
         active.calls += 1
-        wants = getattr(active.record, "wants_layer", None)
-        if wants is None or wants(layer):
+        if active.record.wants_layer(layer):
             with torch.no_grad():
                 feed_attention(
                     active.record,
@@ -218,7 +221,7 @@ def _causal_bias(start: int, stop: int, device: torch.device) -> torch.Tensor:
 
 
 def feed_attention(
-    record: AttentionRecord,
+    record: AttentionObserver,
     layer: int,
     query: torch.Tensor,
     key: torch.Tensor,
@@ -462,7 +465,7 @@ class HFRunner:
     name: str = ""
     layers: int = 0
     _hooks: list[Any] = field(default_factory=list)
-    _record: AttentionRecord | None = None
+    _record: AttentionObserver | None = None
 
     def __post_init__(self) -> None:
         blocks = decoder_blocks(self.model)
@@ -496,7 +499,7 @@ class HFRunner:
     def forward(
         self,
         ids: torch.Tensor,
-        record: AttentionRecord | None,
+        record: AttentionObserver | None,
         *,
         all_logits: bool = True,
         edit: AttentionEdit | None = None,
@@ -505,7 +508,6 @@ class HFRunner:
         projects only the last position: measuring needs no logits, and for a small model with a large
         vocabulary the projection is about a third of the forward's time and its largest activation.
         `edit` changes every attention call's mask / values (registered-function path only)."""
-        global _ACTIVE
         if edit is not None and self.backend != BACKEND_REGISTRY:
             raise SinklabError(
                 f"{self.name or type(self.model).__name__} does not route attention through transformers' "
@@ -521,25 +523,25 @@ class HFRunner:
                     for layer, attn in enumerate(out.attentions):
                         self._feed_eager(record, layer, attn)
                 return out.logits
-            _ACTIVE = _Active(
+            active = _Active(
                 record,
                 query_block=self.query_block,
                 use_sdpa=_supports_sdpa(self.model),
                 scratch=Scratch(),
                 edit=edit,
             )
+            token = _ACTIVE.set(active)
             try:
                 out = self.model(ids, use_cache=False, **extra)
-                self.layers = _ACTIVE.calls
+                self.layers = active.calls
             finally:
-                _ACTIVE = None
+                _ACTIVE.reset(token)
             return out.logits
         finally:
             self._record = None
 
-    def _feed_eager(self, record: AttentionRecord, layer: int, attn: torch.Tensor) -> None:
-        wants = getattr(record, "wants_layer", None)
-        if wants is not None and not wants(layer):
+    def _feed_eager(self, record: AttentionObserver, layer: int, attn: torch.Tensor) -> None:
+        if not record.wants_layer(layer):
             return
         for start in range(0, attn.shape[2], self.query_block):
             block = attn[:, :, start : start + self.query_block].float()
@@ -626,6 +628,6 @@ class RecordRunner:
 
     @torch.no_grad()
     def forward(
-        self, ids: torch.Tensor, record: AttentionRecord | None, *, all_logits: bool = True
+        self, ids: torch.Tensor, record: AttentionObserver | None, *, all_logits: bool = True
     ) -> torch.Tensor:
         return self.model(ids.to(self.device), record=record, **_logits_kwargs(self.model, all_logits))

@@ -63,7 +63,14 @@ class AttentionRecord:
     _any_raw: bool = False
     _any_slot: bool = False
 
-    # ---- batch lifecycle -------------------------------------------------------------------------
+    # ---- batch lifecycle (the AttentionObserver protocol, sinklab.measure.observer) ---------------
+    @property
+    def batch_shape(self) -> tuple[int, int]:
+        return self._batch, self._seq_len
+
+    def wants_layer(self, layer: int) -> bool:
+        return True
+
     def start_batch(self, batch_size: int, seq_len: int) -> None:
         self._batch, self._seq_len = batch_size, seq_len
         self._layers = {}

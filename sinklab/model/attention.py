@@ -40,7 +40,7 @@ from sinklab.model.kernels import KERNELS, BlockInfo, Kernel
 from sinklab.model.sinks import KV_BIASES
 
 if TYPE_CHECKING:
-    from sinklab.measure.record import AttentionRecord
+    from sinklab.measure.observer import AttentionObserver
     from sinklab.model.config import ModelConfig
     from sinklab.model.edits import AttentionEdit
     from sinklab.model.masks import Mask
@@ -57,7 +57,7 @@ class AttentionContext:
     n_sink: int  # prepended sink tokens (0 or 1)
     position: Position
     mask: Mask
-    record: AttentionRecord | None = None
+    record: AttentionObserver | None = None
     weights_out: list | None = None  # when a list: each layer appends (weights, slot) over real tokens
     cache: dict = field(default_factory=dict)  # masks shared by the layers
     edit: AttentionEdit | None = None  # an explicit change of keys / values (sinklab ablate); None: none

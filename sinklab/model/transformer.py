@@ -17,7 +17,7 @@ from sinklab.model.positions import POSITIONS
 from sinklab.model.sinks import KV_BIASES
 
 if TYPE_CHECKING:
-    from sinklab.measure.record import AttentionRecord
+    from sinklab.measure.observer import AttentionObserver
     from sinklab.model.edits import AttentionEdit
 
 SINK_TOKEN_INIT_STD = 0.02
@@ -90,7 +90,7 @@ class SinkLM(nn.Module):
     def forward(
         self,
         input_ids: torch.Tensor,
-        record: AttentionRecord | None = None,
+        record: AttentionObserver | None = None,
         *,
         return_weights: bool = False,
         logits_to_keep: int = 0,
@@ -104,9 +104,9 @@ class SinkLM(nn.Module):
         `AttentionEdit`, `sinklab ablate`) changes every layer's keys / values on every path, weights
         included; None runs the plain forward."""
         b, t = input_ids.shape
-        if record is not None and (record._batch, record._seq_len) != (b, t):
+        if record is not None and record.batch_shape != (b, t):
             raise RuntimeError(
-                f"record expects a batch of {(record._batch, record._seq_len)}; "
+                f"record expects a batch of {record.batch_shape}; "
                 f"call record.start_batch({b}, {t}) before the forward pass"
             )
         h = self.embed_tokens(input_ids)

@@ -92,3 +92,17 @@ def test_forced_eager_fallback_equals_registry(tmp_path: Path) -> None:
     assert runner.backend == hf.BACKEND_EAGER
     slow = _record_result(runner, ids, 2, False, 5, False)
     np.testing.assert_allclose(fast.alpha, slow.alpha, atol=1e-5)
+
+
+def test_two_measurements_at_once_do_not_share_state(tmp_path: Path) -> None:
+    """The registered function's active measurement is per thread: two models measured concurrently give
+    exactly what each gives alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    runners = [hf.prepare_hf(hf.load_hf_model(str(_save(m, tmp_path / m)))) for m in ("llama", "qwen2")]
+    ids = torch.randint(3, 300, (4, T), generator=torch.Generator().manual_seed(3))
+    alone = [_record_result(r, ids, 1, False, 7, False).alpha for r in runners]
+    with ThreadPoolExecutor(2) as pool:
+        together = list(pool.map(lambda r: _record_result(r, ids, 1, False, 7, False).alpha, runners))
+    for a, b in zip(alone, together, strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -144,3 +144,16 @@ def test_window_alpha_counts_only_the_queries_that_see_the_key():
     plain = importance_scores(a).numpy()
     np.testing.assert_allclose(plain, [1.9 / 4, 0.6 / 3, 0.8 / 2, 0.7 / 1], rtol=1e-6)
     np.testing.assert_allclose(window_alpha(plain, 2), [1.9 / 2, 0.6 / 2, 0.8 / 2, 0.7 / 1], rtol=1e-6)
+
+
+def test_every_observer_implements_the_protocol():
+    """The model and the HF hook feed any AttentionObserver; each observer sinklab has implements it."""
+    from sinklab.ablate.stats import SinkCounts
+    from sinklab.measure.api import HeadMapRecord
+    from sinklab.measure.observer import AttentionObserver
+    from sinklab.measure.record import AttentionRecord
+
+    for observer in (AttentionRecord(), HeadMapRecord(), SinkCounts(eps=(0.3,), positions=4)):
+        assert isinstance(observer, AttentionObserver), type(observer).__name__
+        observer.start_batch(2, 8)
+        assert observer.batch_shape == (2, 8)
