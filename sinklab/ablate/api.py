@@ -1,7 +1,7 @@
 """Python API of `sinklab ablate`: does the model need its sink?
 
     import sinklab
-    result = sinklab.ablate("path/or/hub-id", "text:docs.txt", length=64, samples=100)
+    result = sinklab.ablate_model("path/or/hub-id", "text:docs.txt", length=64, samples=100)
     for row in result.rows:
         print(row.label, row.delta.mean, row.delta.low, row.delta.high, row.sink_percent["0.3"][0])
 

@@ -1,7 +1,7 @@
 """Python API of `sinklab measure`.
 
     import sinklab
-    result = sinklab.measure("path/or/hub-id", "text:docs.txt", length=64, samples=100, eps=(0.3, 0.5))
+    result = sinklab.measure_model("path/or/hub-id", "text:docs.txt", length=64, samples=100, eps=(0.3, 0.5))
     result.sink_percent[0]          # Sink_1 in percent at the first eps
 
 `measure_token_ids(model, ids, ...)` is the lower-level entry (used by training-time evaluation): any

@@ -92,10 +92,13 @@ def test_listing_and_command_names_match_the_registry() -> None:
         assert f"  {name} " in text
 
 
-def test_python_api_is_exported() -> None:
+def test_python_api_is_exported_without_shadowing_the_packages() -> None:
     import sinklab
+    import sinklab.ablate
+    import sinklab.measure
+    from sinklab.ablate.api import AblateResult, ablate
+    from sinklab.measure.api import measure
 
-    assert callable(sinklab.ablate)
-    from sinklab.ablate.api import AblateResult
-
+    assert sinklab.ablate_model is ablate and sinklab.measure_model is measure
     assert sinklab.AblateResult is AblateResult
+    assert not callable(sinklab.measure) and not callable(sinklab.ablate)  # the packages stay packages

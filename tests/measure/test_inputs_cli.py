@@ -147,7 +147,7 @@ def test_cli_outputs(tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFix
 def test_api_matches_cli_fields(tiny_llama: Path) -> None:
     import sinklab
 
-    res = sinklab.measure(
+    res = sinklab.measure_model(
         str(tiny_llama), "random:1", length=8, samples=3, eps=(0.3,), batch_size=2, plots=False
     )
     assert res.samples == 3 and len(res.sink_percent) == 8 and res.head_map.shape == (8, 8)

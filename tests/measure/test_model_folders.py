@@ -71,7 +71,9 @@ def test_random_repeat_and_text_without_tokenizer(
     loaded = load_model(str(bare[model_type]), device="cpu")
     drawn = load_inputs("random", tokenizer=None, length=64, samples=32, vocab_size=loaded.vocab_size)
     assert int(drawn.ids.max()) > VOCAB // 2  # drawn from all 512 rows, not from an empty tokenizer's 1
-    res = sinklab.measure(str(bare[model_type]), f"repeat:{VOCAB - 1}", length=6, samples=2, device="cpu")
+    res = sinklab.measure_model(
+        str(bare[model_type]), f"repeat:{VOCAB - 1}", length=6, samples=2, device="cpu"
+    )
     assert res.samples == 2
     docs = tmp_path / "docs.txt"
     docs.write_text("some text that needs a tokenizer\n")
@@ -112,9 +114,9 @@ def test_learned_positions_are_a_hard_limit(tmp_path: Path) -> None:
     """GPT-2 and OPT have a position table: --length past it is an error before any input is read."""
     for model_type in ("gpt2", "opt"):
         folder = save_bare(model_type, tmp_path / model_type, max_positions=32, layers=1)
-        assert sinklab.measure(str(folder), "random", length=32, samples=1, device="cpu").length == 32
+        assert sinklab.measure_model(str(folder), "random", length=32, samples=1, device="cpu").length == 32
         with pytest.raises(MeasureError, match="learned position table has 32 positions"):
-            sinklab.measure(str(folder), "random", length=33, samples=1, device="cpu")
+            sinklab.measure_model(str(folder), "random", length=33, samples=1, device="cpu")
 
 
 def test_text_input_with_a_separate_tokenizer(
