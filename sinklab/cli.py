@@ -19,7 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("sinklab.experiments.demo", "softmax vs sigmoid attention, trained side by side, with a report"),
     "reproduce": ("sinklab.experiments.command", "the paper's experiments as preset sweeps"),
     "report": ("sinklab.experiments.report_command", "the claim table and plots of a reproduce directory"),
-    "list": ("sinklab.model.listing", "registries (kernels, masks, positions, ...), presets and suites"),
+    "list": ("sinklab.listing", "registries (kernels, masks, positions, ...), presets and suites"),
 }
 
 

@@ -406,15 +406,3 @@ def describe(name: str) -> str:
     doc = (ABLATIONS.get(name).__doc__ or "").strip()
     return " ".join(doc.split())
 
-
-def _list_section() -> list[tuple[str, str]]:
-    return [(n, describe(n)) for n in ablation_names()]
-
-
-def _register_listing() -> None:
-    from sinklab.model.listing import register_section
-
-    register_section("ablations (sinklab ablate)", _list_section)
-
-
-_register_listing()

@@ -73,7 +73,7 @@ def test_no_plots_and_a_subset(tiny_llama: Path, tmp_path: Path) -> None:
 def test_listing_and_command_names_match_the_registry() -> None:
     from sinklab.ablate import command
     from sinklab.ablate.ablations import ablation_names
-    from sinklab.model.listing import listing_text
+    from sinklab.listing import listing_text
 
     assert list(command.ABLATION_NAMES) == ablation_names()
     # The command's defaults are literals (it imports no torch): they must be the API's.

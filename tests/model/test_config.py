@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from sinklab.config import apply_overrides, from_dict, to_dict
+from sinklab.listing import listing_text
 from sinklab.model import ModelConfig, SinkLM, get_preset, preset_names
 from sinklab.model.kernels import KERNELS
-from sinklab.model.listing import listing_text
 
 from .helpers import tiny_config
 

@@ -3,7 +3,7 @@
 import pytest
 
 from sinklab.config import apply_overrides
-from sinklab.model.listing import FLAG_VARIANTS, listing_text
+from sinklab.listing import FLAG_VARIANTS, listing_text
 from sinklab.train.presets import get_run_preset
 
 EXAMPLES = {"N": "2", "M": "5", "D": "1"}

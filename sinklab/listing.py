@@ -1,12 +1,9 @@
-"""`sinklab list`: every registry with each entry's one-line docstring, and the presets.
-
-Other areas append sections (e.g. reproduce suites) with `register_section(title, lines_fn)`.
-"""
+"""`sinklab list`: every registry with each entry's one-line docstring, the variants that are flags, the
+presets, suites, scales and ablations. It sits in the CLI layer, above everything it lists."""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 
 from sinklab.model.kernels import KERNELS
 from sinklab.model.masks import MASKS
@@ -16,13 +13,6 @@ from sinklab.model.positions import POSITIONS
 from sinklab.model.presets import PRESETS, preset_names
 from sinklab.model.sinks import KV_BIASES
 from sinklab.registry import Registry
-
-# Extra sections added by other packages: title -> function returning (name, description) pairs.
-_SECTIONS: dict[str, Callable[[], list[tuple[str, str]]]] = {}
-
-
-def register_section(title: str, entries: Callable[[], list[tuple[str, str]]]) -> None:
-    _SECTIONS[title] = entries
 
 
 def _doc(obj: object) -> str:
@@ -62,14 +52,11 @@ def sections() -> list[tuple[str, list[tuple[str, str]]]]:
         ("model presets", _registry_entries(PRESETS, preset_names())),
         *_run_sections(),
     ]
-    for title, entries in _SECTIONS.items():
-        out.append((title, entries()))
     return out
 
 
 def _run_sections() -> list[tuple[str, list[tuple[str, str]]]]:
-    # Imported here: training and the experiments build on the model, not the other way round.
-    import sinklab.ablate.ablations  # noqa: F401  (registers the ablations section)
+    from sinklab.ablate.ablations import ablation_names, describe
     from sinklab.experiments.suites import SCALES, SUITES
     from sinklab.train.presets import RUN_PRESETS
 
@@ -85,6 +72,7 @@ def _run_sections() -> list[tuple[str, list[tuple[str, str]]]]:
         ("run presets (sinklab train --preset)", _registry_entries(RUN_PRESETS)),
         ("suites (sinklab reproduce --suite)", suites),
         ("scales (sinklab reproduce --scale)", [(s.name, s.note) for s in SCALES.values()]),
+        ("ablations (sinklab ablate)", [(n, describe(n)) for n in ablation_names()]),
     ]
 
 
