@@ -13,7 +13,6 @@ samples. Model loading, inputs and the attention path are `sinklab measure`'s.
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -41,10 +40,10 @@ from sinklab.ablate.stats import Interval, LossStats, SinkCounts, token_losses
 from sinklab.errors import SinklabError
 from sinklab.measure import hf
 from sinklab.measure.analysis import jsonable
-from sinklab.measure.api import Loaded, check_length, load_model
-from sinklab.measure.checks import MeasureError, check_count, check_eps, is_int, prepare_out, remove_created
-from sinklab.measure.inputs import BOS_MODES, check_size, check_spec, load_inputs
-from sinklab.measure.metrics import DEFAULT_EPS
+from sinklab.measure.api import Loaded, inputs_for, load_for, make_config
+from sinklab.measure.checks import MeasureError, check_count, is_int, prepare_out, remove_created
+from sinklab.measure.config import MeasureConfig
+from sinklab.measure.inputs import check_spec
 from sinklab.measure.record import QUERY_BLOCK
 
 SCHEMA = 1
@@ -570,9 +569,10 @@ def ablate(
     model: str | nn.Module,
     input: str = "random",
     ablations: Sequence[str] | None = None,
-    length: int = 64,
-    samples: int = 100,
+    config: MeasureConfig | None = None,
     *,
+    out: str | Path | None = None,
+    plots: bool = True,
     positions: Sequence[int] = (1,),
     layers: Sequence[int] | None = None,
     heads: Sequence[int] | str | None = None,
@@ -581,29 +581,13 @@ def ablate(
     swap_token: int | str = SWAP_RANDOM,
     seed: int = 0,
     massive_threshold: float = DEFAULT_MASSIVE_THRESHOLD,
-    eps: float | Sequence[float] = (DEFAULT_EPS,),
-    bos: str = "auto",
-    batch_size: int = 8,
-    device: str = "auto",
-    dtype: str | torch.dtype | None = None,
-    out: str | Path | None = None,
-    tokenizer: str | Any | None = None,
-    gguf_file: str | None = None,
-    trust_remote_code: bool = False,
-    allow_pickle: bool = False,
-    plots: bool = True,
-    query_block: int = QUERY_BLOCK,
-    progress: bool = False,
+    **measure_options: Any,
 ) -> AblateResult:
     """Run the chosen ablations (default: all) of `model` on `input` and compare each with the unablated
-    model on the same tokens; see docs/ablate.md. Every option is checked before the model loads."""
+    model on the same tokens; see docs/ablate.md. `config` (or its fields as keyword options: length=,
+    samples=, eps=, ...) is `sinklab measure`'s. Every option is checked before the model loads."""
     names = check_ablations(ablations)
-    eps_list = check_eps(eps)
-    check_size(length, samples)
-    check_count("--batch-size", batch_size, 1, " (samples per forward pass)")
-    check_count("--query-block", query_block, 1, " (queries per block of recomputed weights)")
-    if bos not in BOS_MODES:
-        raise MeasureError(f"unknown --bos {bos!r}; accepted: {', '.join(BOS_MODES)}")
+    cfg = make_config(config, measure_options)
     options = AblationOptions(
         positions=tuple(positions),
         layers=tuple(layers) if layers is not None else None,
@@ -614,32 +598,12 @@ def ablate(
         seed=seed,
         massive_threshold=massive_threshold,
     )
-    options = check_options(names, options, length)
+    options = check_options(names, options, cfg.length)
     check_spec(input)
-    hf.resolve_device(device)
-    hf.resolve_dtype(dtype)
     out_path = Path(out).expanduser() if out is not None else None
     created = prepare_out(out_path) if out_path is not None else None
     try:
-        result = _ablate(
-            model,
-            input,
-            names,
-            options,
-            length=length,
-            samples=samples,
-            eps=eps_list,
-            bos=bos,
-            batch_size=batch_size,
-            device=device,
-            dtype=dtype,
-            tokenizer=tokenizer,
-            gguf_file=gguf_file,
-            trust_remote_code=trust_remote_code,
-            allow_pickle=allow_pickle,
-            query_block=query_block,
-            progress=progress,
-        )
+        result = _ablate(model, input, names, options, cfg)
         if out_path is not None:
             from sinklab.ablate.outputs import write_outputs
 
@@ -653,61 +617,23 @@ def ablate(
 
 
 def _ablate(
-    model: str | nn.Module,
-    input: str,
-    names: list[str],
-    options: AblationOptions,
-    *,
-    length: int,
-    samples: int,
-    eps: list[float],
-    bos: str,
-    batch_size: int,
-    device: str,
-    dtype: str | torch.dtype | None,
-    tokenizer: str | Any | None,
-    gguf_file: str | None,
-    trust_remote_code: bool,
-    allow_pickle: bool,
-    query_block: int,
-    progress: bool,
+    model: str | nn.Module, input: str, names: list[str], options: AblationOptions, cfg: MeasureConfig
 ) -> AblateResult:
-    loaded = load_model(
-        model,
-        tokenizer=tokenizer,
-        gguf_file=gguf_file,
-        trust_remote_code=trust_remote_code,
-        allow_pickle=allow_pickle,
-        device=device,
-        dtype=dtype,
-        query_block=query_block,
-    )
-    warning = check_length(loaded.runner, length)
-    if warning is not None:
-        print(f"sinklab ablate: warning: {warning}", file=sys.stderr)
-        loaded.notes.append(warning)
-    runner = _runner(loaded, query_block)
+    loaded = load_for(model, cfg, "ablate")
+    runner = _runner(loaded, cfg.query_block)
     if not _edits(runner) and set(names) & set(ATTENTION_ABLATIONS):
         raise SinklabError(
             f"{loaded.name} does not route attention through transformers' attention registry, so "
             f"{', '.join(n for n in names if n in ATTENTION_ABLATIONS)} cannot run on it; the others can "
             f"(--ablations {' '.join(n for n in names if n not in ATTENTION_ABLATIONS) or 'swap-first'})"
         )
-    inputs = load_inputs(
-        input,
-        tokenizer=loaded.tokenizer,
-        length=length,
-        samples=samples,
-        bos=bos,
-        vocab_size=loaded.vocab_size,
-        bos_id=loaded.bos_id,
-        draw_size=loaded.draw_size,
-    )
+    inputs = inputs_for(input, loaded, cfg)
     ids = inputs.ids
+    eps, batch_size = cfg.eps_list, cfg.batch_size
     interventions, massive = plan(
         runner, ids, names, options, eps[0], batch_size, loaded.vocab_size, loaded.draw_size
     )
-    base, passes = run_passes(runner, ids, interventions, eps, batch_size, progress)
+    base, passes = run_passes(runner, ids, interventions, eps, batch_size, cfg.progress)
     done = {id(p.intervention): p for p in passes}
     rows = []
     for iv in interventions:
@@ -736,7 +662,7 @@ def _ablate(
         samples=int(ids.shape[0]),
         requested_samples=inputs.requested,
         skipped=inputs.skipped,
-        bos=bos,
+        bos=cfg.bos,
         dtype=str(param.dtype).removeprefix("torch."),
         device=str(param.device),
         backend=runner.backend,

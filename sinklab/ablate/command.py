@@ -6,8 +6,7 @@ import argparse
 import os
 from typing import Any
 
-from sinklab.measure.inputs import BOS_MODES, SPEC_FORMS
-from sinklab.measure.record import QUERY_BLOCK
+from sinklab.measure.command import add_model_input_arguments, config_from_args
 
 # Names without importing torch (the registry lives with the ablation functions); a test checks they agree.
 ABLATION_NAMES = (
@@ -37,32 +36,7 @@ def _int(text: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    # The model and input options are `sinklab measure`'s.
-    parser.add_argument(
-        "--model", required=True, help="HF hub id or folder, or a sinklab run / model / checkpoint directory"
-    )
-    parser.add_argument("--gguf-file", default=None, help="GGUF file name inside --model (transformers gguf)")
-    parser.add_argument("--tokenizer", default=None, help="tokenizer hub id or folder (default: the model's)")
-    parser.add_argument("--input", default="random", help="one of: " + ", ".join(SPEC_FORMS))
-    parser.add_argument("--length", type=int, default=64, help="tokens per sample T >= 2 (default 64)")
-    parser.add_argument("--samples", type=int, default=100, help="number of samples >= 1 (default 100)")
-    parser.add_argument("--bos", choices=BOS_MODES, default="auto", help="BOS handling (default auto)")
-    parser.add_argument("--batch-size", type=int, default=8, help="samples per forward pass >= 1 (default 8)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-    parser.add_argument(
-        "--dtype",
-        default=None,
-        choices=["float32", "bfloat16", "float16"],
-        help="model dtype (default float32)",
-    )
-    parser.add_argument(
-        "--query-block", type=int, default=QUERY_BLOCK, help="queries per block of recomputed weights (>= 1)"
-    )
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads >= 1 (default: torch's)")
-    parser.add_argument("--trust-remote-code", action="store_true", help="allow the model repo's own code")
-    parser.add_argument(
-        "--allow-pickle", action="store_true", help="allow .bin (pickle) weights; safetensors only by default"
-    )
+    add_model_input_arguments(parser)  # the model and input options are `sinklab measure`'s
     # What to ablate.
     parser.add_argument(
         "--ablations",
@@ -106,13 +80,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=20.0,
         help="a first-token dim is massive when |h| > this x the median |h| (default 20)",
     )
-    parser.add_argument(
-        "--eps",
-        type=float,
-        nargs="+",
-        default=[0.3],
-        help="ε for Sink_k, in (0, 1); the first is the headline",
-    )
     parser.add_argument("--no-plots", action="store_true", help="skip the figures (report.html has none)")
     parser.add_argument(
         "--out", required=True, help="output folder (created if missing; never a sinklab training run's own)"
@@ -121,17 +88,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    import torch
     from transformers.utils import logging as hf_logging
 
     from sinklab.ablate.api import ablate
     from sinklab.ablate.outputs import summary
-    from sinklab.measure.checks import MeasureError, check_count
+    from sinklab.measure.checks import MeasureError
 
     hf_logging.disable_progress_bar()
-    if args.threads is not None:
-        check_count("--threads", args.threads, 1, " (torch CPU threads; leave it out for torch's default)")
-        torch.set_num_threads(args.threads)
+    config = config_from_args(args)
     heads = args.heads
     if heads is not None and "sink" in heads:
         if len(heads) > 1:
@@ -141,8 +105,9 @@ def run(args: argparse.Namespace) -> int:
         args.model,
         args.input,
         args.ablations,
-        length=args.length,
-        samples=args.samples,
+        config,
+        out=args.out,
+        plots=not args.no_plots,
         positions=args.positions,
         layers=args.layers,
         heads=heads,
@@ -151,19 +116,6 @@ def run(args: argparse.Namespace) -> int:
         swap_token=args.swap_token,
         seed=args.seed,
         massive_threshold=args.massive_threshold,
-        eps=args.eps,
-        bos=args.bos,
-        batch_size=args.batch_size,
-        device=args.device,
-        dtype=args.dtype,
-        out=args.out,
-        tokenizer=args.tokenizer,
-        gguf_file=args.gguf_file,
-        trust_remote_code=args.trust_remote_code,
-        allow_pickle=args.allow_pickle,
-        plots=not args.no_plots,
-        query_block=args.query_block,
-        progress=True,
     )
     print(summary(result))
     return 0

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +24,13 @@ from sinklab.measure import hf
 from sinklab.measure.analysis import SCHEMA, build_metrics, jsonable
 from sinklab.measure.checks import (
     MeasureError,
-    check_count,
-    check_eps,
     has_sinklab_config,
     looks_like_path,
     prepare_out,
     remove_created,
 )
-from sinklab.measure.inputs import BOS_MODES, check_size, check_spec, load_inputs
+from sinklab.measure.config import MeasureConfig
+from sinklab.measure.inputs import check_spec, load_inputs
 from sinklab.measure.metrics import DEFAULT_EPS, proxy_normalize
 from sinklab.measure.outputs import write_outputs
 from sinklab.measure.record import QUERY_BLOCK, AttentionRecord, RecordResult
@@ -412,68 +411,27 @@ def check_length(runner: Any, length: int) -> str | None:
     return None
 
 
-def check_options(
-    eps: float | Sequence[float], length: int, samples: int, batch_size: int, query_block: int
-) -> list[float]:
-    """The numeric options, before anything loads; returns eps as a list of floats."""
-    check_size(length, samples)
-    check_count("--batch-size", batch_size, 1, " (samples per forward pass)")
-    check_count("--query-block", query_block, 1, " (queries per block of recomputed weights)")
-    return check_eps(eps)
-
-
 def measure(
     model: str | nn.Module,
     input: str = "random",
-    length: int = 64,
-    samples: int = 100,
-    eps: float | Sequence[float] = (DEFAULT_EPS,),
-    bos: str = "auto",
-    batch_size: int = 8,
-    device: str = "auto",
-    dtype: str | torch.dtype | None = None,
-    out: str | Path | None = None,
+    config: MeasureConfig | None = None,
     *,
-    tokenizer: str | Any | None = None,
-    gguf_file: str | None = None,
-    trust_remote_code: bool = False,
-    allow_pickle: bool = False,
+    out: str | Path | None = None,
     analyses: bool = True,
     plots: bool = True,
-    query_block: int = QUERY_BLOCK,
-    progress: bool = False,
+    **options: Any,
 ) -> MeasureResult:
     """Measure the paper's sink metric (and the Sec. 3 analyses) of `model` on `input`; see the CLI.
 
-    Every option, the form of `input` and `out` are checked before the model loads; `out` is created
-    then and removed again (if still empty) when the measurement fails or is interrupted."""
-    eps = check_options(eps, length, samples, batch_size, query_block)
-    if bos not in BOS_MODES:
-        raise MeasureError(f"unknown --bos {bos!r}; accepted: {', '.join(BOS_MODES)}")
+    `config` (a MeasureConfig) or its fields as keyword `options` (length=, samples=, eps=, ...): every
+    option, the form of `input` and `out` are checked before the model loads; `out` is created then and
+    removed again (if still empty) when the measurement fails or is interrupted."""
+    cfg = make_config(config, options)
     check_spec(input)
-    hf.resolve_device(device)  # cheap checks, so that a bad --device or --dtype never creates --out
-    hf.resolve_dtype(dtype)
     out_path = Path(out).expanduser() if out is not None else None
     created = prepare_out(out_path) if out_path is not None else None
     try:
-        res = _measure(
-            model,
-            input,
-            length=length,
-            samples=samples,
-            eps=eps,
-            bos=bos,
-            batch_size=batch_size,
-            device=device,
-            dtype=dtype,
-            tokenizer=tokenizer,
-            gguf_file=gguf_file,
-            trust_remote_code=trust_remote_code,
-            allow_pickle=allow_pickle,
-            analyses=analyses,
-            query_block=query_block,
-            progress=progress,
-        )
+        res = _measure(model, input, cfg, analyses)
         if out_path is not None:
             res.written = [str(p) for p in write_outputs(res, out_path, plots=plots)]
             res.out = str(out)
@@ -484,51 +442,52 @@ def measure(
     return res
 
 
-def _measure(
-    model: str | nn.Module,
-    input: str,
-    *,
-    length: int,
-    samples: int,
-    eps: list[float],
-    bos: str,
-    batch_size: int,
-    device: str,
-    dtype: str | torch.dtype | None,
-    tokenizer: str | Any | None,
-    gguf_file: str | None,
-    trust_remote_code: bool,
-    allow_pickle: bool,
-    analyses: bool,
-    query_block: int,
-    progress: bool,
-) -> MeasureResult:
+def make_config(config: MeasureConfig | None, options: dict[str, Any]) -> MeasureConfig:
+    """`config` with `options` (MeasureConfig fields) on top; validated."""
+    if config is None:
+        return MeasureConfig(**options)
+    return replace(config, **options) if options else config
+
+
+def load_for(model: str | nn.Module, cfg: MeasureConfig, command: str) -> Loaded:
+    """Load `model` as `cfg` says and warn (stderr and notes) when cfg.length is past its positions."""
     loaded = load_model(
         model,
-        tokenizer=tokenizer,
-        gguf_file=gguf_file,
-        trust_remote_code=trust_remote_code,
-        allow_pickle=allow_pickle,
-        device=device,
-        dtype=dtype,
-        query_block=query_block,
+        tokenizer=cfg.tokenizer,
+        gguf_file=cfg.gguf_file,
+        trust_remote_code=cfg.trust_remote_code,
+        allow_pickle=cfg.allow_pickle,
+        device=cfg.device,
+        dtype=cfg.dtype,
+        query_block=cfg.query_block,
     )
-    runner = loaded.runner
-    warning = check_length(runner, length)
+    warning = check_length(loaded.runner, cfg.length)
     if warning is not None:
-        print(f"sinklab measure: warning: {warning}", file=sys.stderr)
+        print(f"sinklab {command}: warning: {warning}", file=sys.stderr)
         loaded.notes.append(warning)
-    inputs = load_inputs(
+    return loaded
+
+
+def inputs_for(input: str, loaded: Loaded, cfg: MeasureConfig) -> Any:
+    """The token ids (cfg.samples x cfg.length) of `input` for a loaded model."""
+    return load_inputs(
         input,
         tokenizer=loaded.tokenizer,
-        length=length,
-        samples=samples,
-        bos=bos,
+        length=cfg.length,
+        samples=cfg.samples,
+        bos=cfg.bos,
         vocab_size=loaded.vocab_size,
         bos_id=loaded.bos_id,
         draw_size=loaded.draw_size,
     )
-    result = _record_result(runner, inputs.ids, batch_size, analyses, query_block, progress)
+
+
+def _measure(model: str | nn.Module, input: str, cfg: MeasureConfig, analyses: bool) -> MeasureResult:
+    loaded = load_for(model, cfg, "measure")
+    runner = loaded.runner
+    inputs = inputs_for(input, loaded, cfg)
+    eps, batch_size = cfg.eps_list, cfg.batch_size
+    result = _record_result(runner, inputs.ids, batch_size, analyses, cfg.query_block, cfg.progress)
     metrics = build_metrics(result, eps)
     alpha_first = result.alpha[..., 0].mean(axis=0)  # (L, H)
     layer, head = (int(i) for i in np.unravel_index(int(np.argmax(alpha_first)), alpha_first.shape))
@@ -548,7 +507,7 @@ def _measure(
         analyses=jsonable(metrics["analyses"]),
         backend=runner.backend,
         input=input,
-        bos=bos,
+        bos=cfg.bos,
         dtype=str(param.dtype).removeprefix("torch."),
         device=str(param.device),
         requested_samples=inputs.requested,

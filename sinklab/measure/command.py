@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import Any
 
 from sinklab.measure.inputs import BOS_MODES, SPEC_FORMS
 from sinklab.measure.record import QUERY_BLOCK
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_model_input_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options `sinklab measure` and `sinklab ablate` share (MeasureConfig's fields) and --threads."""
     parser.add_argument(
         "--model", required=True, help="HF hub id or folder, or a sinklab run / model / checkpoint directory"
     )
@@ -38,12 +40,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--query-block", type=int, default=QUERY_BLOCK, help="queries per block of recomputed weights (>= 1)"
     )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads >= 1 (default: torch's)")
-    parser.add_argument("--no-analyses", action="store_true", help="skip norms and angles")
-    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--trust-remote-code", action="store_true", help="allow the model repo's own code")
     parser.add_argument(
         "--allow-pickle", action="store_true", help="allow .bin (pickle) weights; safetensors only by default"
     )
+
+
+def config_from_args(args: argparse.Namespace) -> Any:
+    """The MeasureConfig of parsed shared options (validated), after applying --threads."""
+    import torch
+
+    from sinklab.measure.checks import check_count
+    from sinklab.measure.config import MeasureConfig
+
+    if args.threads is not None:
+        check_count("--threads", args.threads, 1, " (torch CPU threads; leave it out for torch's default)")
+        torch.set_num_threads(args.threads)
+    return MeasureConfig(
+        length=args.length,
+        samples=args.samples,
+        eps=args.eps,
+        bos=args.bos,
+        batch_size=args.batch_size,
+        device=args.device,
+        dtype=args.dtype,
+        tokenizer=args.tokenizer,
+        gguf_file=args.gguf_file,
+        trust_remote_code=args.trust_remote_code,
+        allow_pickle=args.allow_pickle,
+        query_block=args.query_block,
+        progress=True,
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_input_arguments(parser)
+    parser.add_argument("--no-analyses", action="store_true", help="skip norms and angles")
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument(
         "--out",
         required=True,
@@ -54,36 +87,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    import torch
     from transformers.utils import logging as hf_logging
 
     from sinklab.measure.api import measure
-    from sinklab.measure.checks import check_count
     from sinklab.measure.outputs import summary
 
     hf_logging.disable_progress_bar()
-    if args.threads is not None:
-        check_count("--threads", args.threads, 1, " (torch CPU threads; leave it out for torch's default)")
-        torch.set_num_threads(args.threads)
+    config = config_from_args(args)
     result = measure(
         args.model,
         args.input,
-        length=args.length,
-        samples=args.samples,
-        eps=args.eps,
-        bos=args.bos,
-        batch_size=args.batch_size,
-        device=args.device,
-        dtype=args.dtype,
+        config,
         out=args.out,
-        tokenizer=args.tokenizer,
-        gguf_file=args.gguf_file,
-        trust_remote_code=args.trust_remote_code,
-        allow_pickle=args.allow_pickle,
         analyses=not args.no_analyses,
         plots=not args.no_plots,
-        query_block=args.query_block,
-        progress=True,
     )
     print(summary(result))
     return 0
