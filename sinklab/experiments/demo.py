@@ -75,7 +75,10 @@ def prepare_shared_data(scale: Scale) -> None:
 def run(args: argparse.Namespace) -> int:
     from sinklab.experiments.sweep import run_sweep
 
+    if args.jobs < 1:
+        raise ValueError(f"--jobs must be an integer >= 1 (models trained at once), got {args.jobs}")
     scale = demo_scale(args.steps, tuple(args.overrides))
+    scale_config(scale)  # every override checked before the banner and the data preparation
     out: Path = args.out
     print(f"sinklab demo: training a softmax and a sigmoid (no normalisation) model side by side -> {out}")
     print(

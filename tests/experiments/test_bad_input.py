@@ -86,3 +86,21 @@ def test_report_with_a_corrupt_run_still_writes(tmp_path, capsys):
     (run / "metrics.json").write_text("{")
     assert main(["report", str(tmp_path)]) == 0
     assert "Unreadable runs" in (tmp_path / "report.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["--jobs", "0"], ["--jobs", ">= 1"]),
+        (["--steps", "0"], ["train.steps", ">= 1"]),
+        (["--set", "model.attention.kernel=nope"], ["nope", "accepted", "softmax"]),
+    ],
+)
+def test_demo_bad_input_fails_before_any_work(tmp_path, capsys, argv, words):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), *argv]) == 2
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err and not out.exists()
+    assert "training a softmax" not in captured.out  # refused before the banner and the data preparation
+    for word in words:
+        assert word in captured.err, (word, captured.err)
