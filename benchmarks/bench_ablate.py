@@ -30,22 +30,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ABLATIONS = ("mask-sink", "sink-value-zero", "massive-zero", "swap-first", "window")
 METHODS = ("plain", "unablated", *ABLATIONS, "mask-sink-nosink")
 
-
-def make_model(folder: Path, layers: int, hidden: int, heads: int, vocab: int) -> None:
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    cfg = LlamaConfig(
-        vocab_size=vocab,
-        hidden_size=hidden,
-        intermediate_size=4 * hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        num_key_value_heads=heads,
-        max_position_embeddings=8192,
-    )
-    LlamaForCausalLM(cfg).save_pretrained(folder)
+# The same random Llama as the measure benchmark (this folder is on sys.path when the script runs).
+from bench_measure import make_model  # noqa: E402
 
 
 def worker(args: argparse.Namespace) -> None:
