@@ -47,6 +47,7 @@ SEED_SPREAD_FACTOR = 2.0  # differences count beyond this many pooled seed sds (
 ONSET_FACTOR = 1.5  # a run without a sink counts once it trained this x the default's sink onset
 LOSS_CLOSE = 0.3  # nats: "similar loss" is within this, "hurts the loss" beyond it
 PAPER_SCALES = ("60m", "1b")  # where the paper's own training budget holds by construction
+DEFAULT_NO_SINK = "no sink in the default run"
 SEED_SUFFIX = re.compile(r"^(?P<name>.+)-seed(?P<seed>\d+)$")
 
 
@@ -438,32 +439,44 @@ class Claim:
     runs: tuple[str, ...]  # runs it needs
     judge: Callable[[Rule], Finding]
     natural_first_token: bool = False  # about a first token that is ordinary text (the paper's packing)
+    needs_default_sink: bool = True  # judged only when the default run has a sink (all but sink-emerges)
     # For the claim's figure: the paper's value of each run on the figure's metric (Sink_k at `position`,
     # or Sink_1* on the slot for slot runs), drawn beside ours.
     paper_values: tuple[tuple[str, float], ...] = ()
     position: int = 1
 
     def evaluate(self, results: Results, scale: str, bos: bool = False) -> Finding:
-        absent = [r for r in self.runs if r not in results]
-        if absent:
-            return Finding(f"runs not finished: {', '.join(absent)}", MISSING, "missing runs")
         rule = Rule(results, scale, bos=bos)
-        finding = self.judge(rule)
-        if self.natural_first_token and scale not in PAPER_SCALES and finding.verdict != MISSING:
-            if bos:
-                return Finding(
-                    finding.ours,
-                    UNTESTED,
-                    "needs a natural first token; every sequence at this "
-                    "scale starts with the same BOS, which makes x1 a learned constant",
-                )
-            if not rule.default_has_sink:
-                return Finding(
-                    finding.ours,
-                    UNTESTED,
-                    "needs a natural first token; this no-BOS CPU scale grew no sink in its default run",
-                )
-        return finding
+        untested = self.untested_because(rule) if self.natural_first_token else None
+        absent = [r for r in self.runs if r not in results]
+        if not absent:
+            finding = self.judge(rule)
+            if untested is not None and finding.verdict != MISSING:
+                return Finding(finding.ours, UNTESTED, untested)
+            return finding
+        # Some verdicts need none of the missing runs (a sweep skips the runs that could not count).
+        ours = f"runs not trained: {', '.join(absent)}"
+        if untested is not None and (bos or rule.baseline is not None):
+            return Finding(ours, UNTESTED, untested)
+        cpu_default = scale not in PAPER_SCALES and "default" not in absent
+        if self.needs_default_sink and cpu_default and not rule.default_has_sink:
+            default = _stat_text(rule, "default")
+            return Finding(f"default {default}; {ours}", NOT_AT_SCALE, DEFAULT_NO_SINK)
+        return Finding(f"runs not finished: {', '.join(absent)}", MISSING, "missing runs")
+
+    @staticmethod
+    def untested_because(rule: Rule) -> str | None:
+        """Why a claim about a natural first token cannot be tested at this scale, or None if it can."""
+        if rule.scale in PAPER_SCALES:
+            return None
+        if rule.bos:
+            return (
+                "needs a natural first token; every sequence at this scale starts with the same BOS, which "
+                "makes x1 a learned constant"
+            )
+        if rule.baseline is not None and not rule.default_has_sink:
+            return "needs a natural first token; this no-BOS CPU scale grew no sink in its default run"
+        return None
 
 
 def _stat_text(rule: Rule, name: str, metric: Metric | None = None) -> str:
@@ -488,7 +501,7 @@ def _unrecorded(rule: Rule, names: Iterable[str], metric: Metric, ours: str) -> 
 def _no_default_sink(rule: Rule, ours: str) -> Finding | None:
     if rule.default_has_sink:
         return None
-    return Finding(ours, NOT_AT_SCALE, "no sink in the default run")
+    return Finding(ours, NOT_AT_SCALE, DEFAULT_NO_SINK)
 
 
 def _stronger(high: str, low: str, metric: Metric | None = None, low_metric: Metric | None = None):
@@ -839,6 +852,7 @@ def build_claims(windows: tuple[int, int] = (8, 32), default_wd: float = 0.5) ->
             "Sink_1 18.18 % (60M, 20k steps)",
             ("default",),
             _sink_emerges,
+            needs_default_sink=False,
         ),
         Claim(
             "lr-smaller-weaker",
@@ -1312,3 +1326,9 @@ NOT_COVERED: tuple[tuple[str, str], ...] = (
 
 def claims_for(suites: list[str], windows: tuple[int, int] = (8, 32), default_wd: float = 0.5) -> list[Claim]:
     return [c for c in build_claims(windows, default_wd) if c.suite in suites]
+
+
+def runs_without_default_sink(claims: Iterable[Claim]) -> set[str]:
+    """Runs (seeds aside) that some claim can judge even when the default has no sink; every other run is
+    uninformative then (its claims are all "not at this scale" or "untested")."""
+    return {"default"} | {r for c in claims if not c.needs_default_sink for r in c.runs}

@@ -8,7 +8,8 @@ import os
 from pathlib import Path
 
 from sinklab.errors import SinklabError
-from sinklab.experiments.suites import SCALES, get_scale, runs_for, suite_names, with_seeds
+from sinklab.experiments.claims import run_name_and_seed
+from sinklab.experiments.suites import SCALES, RunSpec, Scale, get_scale, runs_for, suite_names, with_seeds
 from sinklab.io import atomic_write_json
 
 
@@ -33,6 +34,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--status", action="store_true", help="show the state of each run in --out (and its job) and exit"
+    )
+    parser.add_argument(
+        "--train-all",
+        action="store_true",
+        help="at a CPU scale, train every run even if the default grows no sink (by default the default "
+        "trains first and the rest are skipped then: every claim but sink-emerges needs the default's sink)",
     )
     from sinklab.experiments import launchers
 
@@ -97,6 +104,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"estimated time: {estimate / 60:.0f} min with {jobs} parallel run(s)")
     else:
         print("estimated time: unknown until the first run logs its speed")
+    gated = set() if slurm or args.train_all else gated_runs(specs, scale, suites)
+    if gated:
+        print(
+            f"the default trains first; the other {len(gated)} run(s) (and their seeds) train only if it "
+            "grows a sink, which every claim reading them needs (--train-all: train them anyway)"
+        )
     if args.dry_run:
         for name, diffs in stale.items():
             print(f"STALE {name}: trained with other settings ({'; '.join(diffs)})")
@@ -110,7 +123,45 @@ def run(args: argparse.Namespace) -> int:
     if options is not None:
         failed = launchers.run_slurm(specs, scale, args.out, options, wait=args.wait)
         return 0 if failed is None else _report(args.out, failed)
-    return _report(args.out, run_sweep(specs, scale, args.out, jobs=jobs).failed)
+    if not gated:
+        return _report(args.out, run_sweep(specs, scale, args.out, jobs=jobs).failed)
+    # The default first: whether it grows a sink decides if the natural-first-token runs can test anything.
+    first = [s for s in specs if run_name_and_seed(s.name)[0] == "default"]
+    failed = dict(run_sweep(first, scale, args.out, jobs=jobs).failed)
+    rest = [s for s in specs if s not in first]
+    if default_without_sink(args.out, scale):
+        skipped = [s for s in rest if run_name_and_seed(s.name)[0] in gated]
+        print(
+            f"the default grew no sink at scale {scale.name}: skipping {len(skipped)} run(s); every claim "
+            "reading them needs the default's sink, so they would be 'not at this scale' or 'untested' "
+            "whatever they show (--train-all trains them anyway)"
+        )
+        rest = [s for s in rest if s not in skipped]
+    failed.update(run_sweep(rest, scale, args.out, jobs=jobs).failed)
+    return _report(args.out, failed)
+
+
+def gated_runs(specs: list[RunSpec], scale: Scale, suites: list[str]) -> set[str]:
+    """At a CPU scale: the run names (seeds aside) that wait for the default, because no claim can use them
+    if the default grows no sink. Empty at the paper's scales, whose budget the claims take as given."""
+    from sinklab.experiments.claims import PAPER_SCALES, runs_without_default_sink
+    from sinklab.experiments.report import claims_for_sweep
+
+    if scale.name in PAPER_SCALES:
+        return set()
+    claims = claims_for_sweep({"suites": suites, "scale": scale.name})
+    names = {run_name_and_seed(s.name)[0] for s in specs}
+    return names - runs_without_default_sink(claims)
+
+
+def default_without_sink(out: Path, scale: Scale) -> bool:
+    """Whether the finished default run(s) under OUT have no sink by the claims' rule."""
+    from sinklab.experiments.claims import Rule
+    from sinklab.experiments.report import load_results
+
+    results, _ = load_results(out)
+    rule = Rule(results, scale.name)
+    return rule.baseline is not None and not rule.default_has_sink
 
 
 def _report(out: Path, failed: dict[str, str]) -> int:

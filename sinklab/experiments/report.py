@@ -72,14 +72,17 @@ def read_sweep(out: Path) -> dict[str, Any]:
 
 def claims_for_sweep(sweep: dict[str, Any]) -> list[Claim]:
     """The claims of the sweep's suites, with run names as the sweep's scale defines them."""
-    from sinklab.experiments.suites import SCALES, scale_config
+    from sinklab.experiments.suites import SCALES, runs_for, scale_config
 
     scale = SCALES.get(sweep["scale"])
     if scale is None:
         claims = build_claims()
     else:
         claims = build_claims(scale.windows, scale_config(scale).train.weight_decay)
-    return [c for c in claims if c.suite in sweep["suites"]]
+    suites = set(sweep["suites"])
+    # The natural suite gathers runs of other suites: it holds every claim that its runs can judge.
+    natural = {s.name for s in runs_for("natural", scale)} if "natural" in suites and scale else set()
+    return [c for c in claims if c.suite in suites or (natural and set(c.runs) <= natural)]
 
 
 def evaluate(

@@ -418,13 +418,28 @@ def test_every_claim_is_missing_without_its_runs_and_needs_a_default_sink(claim_
     assert verdict(claim_id) == MISSING  # no run at all
     if len(good) > 1:
         assert verdict(claim_id, *good[:-1]) == MISSING  # one run short
-    if claim_id == "sink-emerges":
+    if not claim(claim_id).needs_default_sink:
+        assert claim_id == "sink-emerges"
         return
-    # The same runs with a default that never grew a sink: the claim cannot be judged here.
+    # The same runs with a default that never grew a sink: the claim cannot be judged here ...
     no_default = [r for r in good if r[0].name != "default"]
     flat = seeds("default", 0.0, hidden=1.0, value=1.0)
     expected = UNTESTED if claim(claim_id).natural_first_token else NOT_AT_SCALE
     assert verdict(claim_id, flat, *no_default) == expected
+    # ... nor with its other runs never trained (the sweep skips them then), at a CPU scale; at the paper's
+    # scales a missing run stays missing.
+    assert verdict(claim_id, flat) == expected
+    if no_default:
+        assert verdict(claim_id, flat, scale="60m") == MISSING
+
+
+@pytest.mark.parametrize("claim_id", sorted(c.id for c in CLAIMS if c.natural_first_token))
+def test_a_sinkless_no_bos_default_decides_untested_before_the_other_runs_exist(claim_id):
+    # The sweep skips these runs when the default grew no sink; the report must not call them missing.
+    assert verdict(claim_id, seeds("default", 0.0, hidden=1.0, value=1.0)) == UNTESTED
+    assert verdict(claim_id, seeds("default", 0.0), scale="tiny", bos=True) == UNTESTED
+    if claim(claim_id).runs != ("default",):
+        assert verdict(claim_id, DEFAULT) == MISSING  # a default with a sink: the claim needs its runs
 
 
 @pytest.mark.parametrize("claim_id", sorted(c.id for c in CLAIMS if c.natural_first_token))

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from sinklab.experiments.suites import SCALES, RunSpec
+from sinklab.experiments.suites import SCALES, RunSpec, runs_for, with_seeds
 from sinklab.experiments.sweep import FINISHED, FRESH, RESUME, run_state, run_sweep, stale_runs
 
 
@@ -86,8 +86,26 @@ def test_reproduce_cli_writes_a_report(tmp_path):
     assert (out / "report.html").exists() and (out / "claims.json").exists()
     claims = json.loads((out / "claims.json").read_text())
     assert claims[0]["verdict"] == "not at this scale"  # micro is not 1B
+    # The micro default grows no sink, so the run that only a default-sink claim reads was not trained.
+    assert "the default grew no sink at scale micro: skipping 1 run(s)" in proc.stdout
+    assert (out / "runs" / "default").is_dir() and not (out / "runs" / "sigmoid_nonorm").exists()
     dry = subprocess.run([*cmd, "--dry-run"], capture_output=True, text=True, env=env, timeout=300)
     assert "already finished" in dry.stdout and "estimated time" in dry.stdout
+    assert "the default trains first; the other 1 run(s)" in dry.stdout
+    every = subprocess.run([*cmd, "--train-all"], capture_output=True, text=True, env=env, timeout=600)
+    assert every.returncode == 0, every.stdout + every.stderr
+    assert (out / "runs" / "sigmoid_nonorm" / "metrics.json").exists()
+    assert json.loads((out / "claims.json").read_text())[0]["verdict"] == "not at this scale"
+
+
+def test_the_default_gates_the_other_runs_only_at_cpu_scales():
+    from sinklab.experiments.command import gated_runs
+
+    specs = with_seeds(runs_for("scale-up", SCALES["micro"]), 2)
+    assert gated_runs(specs, SCALES["micro"], ["scale-up"]) == {"sigmoid_nonorm"}
+    assert gated_runs(runs_for("scale-up", SCALES["60m"]), SCALES["60m"], ["scale-up"]) == set()
+    natural = gated_runs(runs_for("natural", SCALES["nobos"]), SCALES["nobos"], ["natural"])
+    assert "default" not in natural and {"random_x1", "pos_nope", "sigmoid_nonorm"} <= natural
 
 
 def test_sweep_json_keeps_earlier_suites_of_the_same_scale(tmp_path):
