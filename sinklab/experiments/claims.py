@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sinklab.experiments.lengths import CACHE_FILE as LENGTH_FILE
+
 REPRODUCED = "reproduced"
 CONTRADICTED = "contradicted"
 INCONCLUSIVE = "inconclusive"
@@ -79,6 +81,7 @@ class RunResult:
     layers: int = 0  # 0: unknown (hand-made results)
     heads: int = 0
     metrics: dict[str, Any] = field(default_factory=dict)
+    by_length: dict[str, Any] | None = None  # Sink_1 over evaluation lengths and ε (lengths.CACHE_FILE)
 
     def sink(self, k: int = 1) -> float:
         return float(self.sink_percent[k - 1])
@@ -113,6 +116,8 @@ class RunResult:
             val_loss = history[-1].get("val_loss")
         model = config.get("model", {})
         name, seed = run_name_and_seed(run_dir.name)
+        by_length = run_dir / LENGTH_FILE
+        measured = _read_json(by_length) if by_length.exists() else None
         return cls(
             name=name,
             sink_percent=list(metrics["sink_percent"]),
@@ -125,6 +130,7 @@ class RunResult:
             layers=int(model.get("n_layer", 0)),
             heads=int(model.get("n_head", 0)),
             metrics=metrics,
+            by_length=measured,
         )
 
 
@@ -220,6 +226,20 @@ def max_sink(positions: Iterable[int]) -> Metric:
         return max(values) if values else None
 
     value.__name__ = f"max Sink_{ks[0]}..{ks[-1]}"
+    return value
+
+
+def sink_at_length(length: int, eps: float) -> Metric:
+    """Sink_1^eps of the final model on the first `length` tokens of the evaluation set (Fig. 3)."""
+
+    def value(run: RunResult) -> float | None:
+        data = run.by_length
+        if not data or length not in data.get("lengths", []):
+            return None
+        series = data.get("sink_1", {}).get(f"{eps:g}")
+        return float(series[data["lengths"].index(length)]) if series else None
+
+    value.__name__ = f"Sink_1^{eps:g}(T={length})"
     return value
 
 
@@ -811,6 +831,37 @@ def _all_of(*judges: Callable[[Rule], Finding]) -> Callable[[Rule], Finding]:
     return judge
 
 
+def _falls_with_length(rule: Rule) -> Finding:
+    """Claim (Fig. 3): Sink_1 falls as the evaluation length T grows, at every ε; judged between the shortest
+    and the longest T measured, by the one rule. How much of it each ε keeps is shown, not judged."""
+    run = rule.results["default"]
+    if (early := _no_default_sink(rule, _v(rule, "default"))) is not None:
+        return early
+    measured = [r.by_length for r in run.seeds if r.by_length and r.by_length.get("lengths")]
+    if len(measured) < len(run.seeds):
+        return Finding("not measured (needs each default seed's final model)", MISSING, "not measured")
+    lengths = sorted(set.intersection(*(set(m["lengths"]) for m in measured)))
+    eps_grid = [e for e in measured[0]["eps"] if all(f"{e:g}" in m["sink_1"] for m in measured)]
+    if len(lengths) < 2 or not eps_grid:
+        return Finding("fewer than two lengths measured", MISSING, "not measured")
+    short, long = lengths[0], lengths[-1]
+    parts, signs, texts = [], [], []
+    for e in eps_grid:
+        lo, hi = sink_at_length(short, e), sink_at_length(long, e)
+        a, b = run.stat(lo), run.stat(hi)
+        kept = f", keeps {b.mean / a.mean:.0%}" if a and b and a.mean > 0 else ""
+        parts.append(f"ε {e:g}: {a.text(1) if a else '–'} -> {b.text(1) if b else '–'}{kept}")
+        sign, text = rule.compare(run, lo, run, hi)
+        signs.append(sign)
+        texts.append(f"ε {e:g}: {text}")
+    ours = f"Sink_1 at T = {short} -> {long}: " + "; ".join(parts)
+    if any(s < 0 for s in signs):
+        return Finding(ours, CONTRADICTED, "rises with T beyond noise at some ε: " + "; ".join(texts))
+    if all(s > 0 for s in signs):
+        return Finding(ours, REPRODUCED, "falls beyond noise at every ε: " + "; ".join(texts))
+    return Finding(ours, INCONCLUSIVE, "within noise at some ε: " + "; ".join(texts))
+
+
 def _random_first(rule: Rule) -> Finding:
     """A random x1 replaces the BOS of a BOS scale: there the baseline is the default without its BOS."""
     baseline = "no_bos" if "no_bos" in rule.results else "default"
@@ -853,6 +904,14 @@ def build_claims(windows: tuple[int, int] = (8, 32), default_wd: float = 0.5) ->
             ("default",),
             _sink_emerges,
             needs_default_sink=False,
+        ),
+        Claim(
+            "eps-length",
+            "optimization",
+            "Sink_1 falls as the evaluation length T grows, at every ε (and faster for larger ε)",
+            "Fig. 3 (GPT2-XL, LLaMA2-7B, LLaMA3-8B; ε 0.2-0.5; values in the figure only)",
+            ("default",),
+            _falls_with_length,
         ),
         Claim(
             "lr-smaller-weaker",
@@ -1192,6 +1251,7 @@ FIGURE_POSITION = {"random-x1x2": 2, "fixed-pos2": 2, "fixed-pos3": 3}
 def _paper_values(claim_id: str, wd0: str, wd_mod: str, wd_ext: str) -> tuple[tuple[str, float], ...]:
     table: dict[str, dict[str, float]] = {
         "sink-emerges": {},
+        "eps-length": {},
         "lr-smaller-weaker": {"lr_x0.25": 2.90},
         "lr-larger-stronger": {"lr_x2": 32.23},
         "lr-steps-matched": {"lr_x0.5_steps_x2": 16.81},
@@ -1313,10 +1373,6 @@ NOT_COVERED: tuple[tuple[str, str], ...] = (
     (
         "p-normalised attention (Fig. 29)",
         "kernels `softmax_pnorm` / `sigmoid_pnorm` exist; figure-only claim",
-    ),
-    (
-        "Sink_1 falls with T, faster for larger ε (Fig. 3)",
-        "not judged yet: needs the default run measured at several T and ε",
     ),
     ("Post-LN massive activations sit before each LN (Fig. 7 left)", "not recorded by training evaluation"),
     ("Pile domains barely change the sink (Fig. 9)", "needs the Pile"),

@@ -235,3 +235,18 @@ def onset_curve(
     ax.set(xlabel="training step", ylabel="Sink_1 (%)", title=title)
     ax.grid(alpha=0.3)
     return save_png(fig, path)
+
+
+def length_curves(by_eps: dict[str, list[list[tuple[float, float]]]], title: str, path: Path) -> Path:
+    """The paper's Fig. 3 shape: Sink_1 against the evaluation length T (log scale), one line per ε (seed
+    mean, min-max over seeds as a band)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.6, 3.4), layout="constrained")
+    for i, (eps, seeds) in enumerate(by_eps.items()):
+        _band(ax, seeds, plt.cm.viridis(i / max(1, len(by_eps) - 1)), f"ε = {eps}", 1.6)
+    ax.set_xscale("log", base=2)
+    ax.set(xlabel="evaluation length T (tokens)", ylabel="Sink_1 (%)", ylim=(0, 105))
+    ax.set_title(title, fontsize=9, loc="left")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, frameon=False)
+    return save_png(fig, path)

@@ -5,6 +5,7 @@ claims.json (with every seed's values)."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,11 @@ from sinklab.experiments.claims import (
     ResultFileError,
     Results,
     Rule,
+    Run,
     RunResult,
     build_claims,
     group_results,
+    run_name_and_seed,
     sink_k,
     slot_sink,
     val_loss,
@@ -114,6 +117,8 @@ def _claim_figure(claim: Claim, results: Results, folder: Path) -> Path | None:
     names = [n for n in claim.runs if n in results]
     if not names:
         return None
+    if claim.id == "eps-length":
+        return _length_figure(claim, results["default"], folder)
     k = claim.position
     position = sink_k(k)
     slot = any(results[n].slot_sink is not None for n in names)
@@ -136,6 +141,33 @@ def _claim_figure(claim: Claim, results: Results, folder: Path) -> Path | None:
     )
 
 
+def _length_figure(claim: Claim, default: Run, folder: Path) -> Path | None:
+    measured = [r.by_length for r in default.seeds if r.by_length]
+    if not measured:
+        return None
+    by_eps = {
+        f"{e:g}": [list(zip(m["lengths"], m["sink_1"][f"{e:g}"], strict=True)) for m in measured]
+        for e in measured[0]["eps"]
+    }
+    title = f"{claim.text}\npaper: {claim.paper}"
+    return plots.length_curves(by_eps, title, folder / f"claim_{claim.id}.png")
+
+
+def measure_default_lengths(out: Path) -> None:
+    """Sink_1 over evaluation lengths for each finished default seed (cached in its run directory). A seed
+    whose final model cannot be measured is named on stderr; its claim then reads "not measured"."""
+    from sinklab.experiments.lengths import sink_by_length
+
+    for run_dir in sorted((Path(out) / "runs").glob("default*")):
+        if run_name_and_seed(run_dir.name)[0] != "default":
+            continue
+        try:
+            sink_by_length(run_dir)
+        except (OSError, ValueError, RuntimeError) as err:
+            why = f"Sink_1 over evaluation lengths not measured ({err})"
+            print(f"warning: {run_dir.name}: {why}", file=sys.stderr)
+
+
 def _run_rows(results: Results) -> list[dict[str, str]]:
     rows = []
     for name, run in results.items():
@@ -156,8 +188,10 @@ def write_report(out: Path) -> tuple[Path, Path, list[tuple[Claim, Finding]]]:
     """Write OUT/report.md, OUT/report.html and OUT/claims.json from the finished runs under OUT/runs."""
     out = Path(out)
     sweep = read_sweep(out)
-    results, unreadable = load_results(out)
     claims = claims_for_sweep(sweep)
+    if any(c.id == "eps-length" for c in claims):
+        measure_default_lengths(out)
+    results, unreadable = load_results(out)
     findings = evaluate(results, claims, sweep["scale"], bos=scale_has_bos(sweep["scale"]))
     figures = out / "figures"
     images = {c.id: _claim_figure(c, results, figures) for c, _ in findings}

@@ -44,6 +44,7 @@ def seeds(
     window: float | None = None,
     layers: int = 2,
     heads: int = 4,
+    by_length: dict[float, list[float]] | None = None,
 ) -> list[RunResult]:
     """`n` seeds of a run: Sink_k 0 before `onset`, then the final values (sink1 / `at`) +- jitter."""
     out = []
@@ -84,6 +85,13 @@ def seeds(
                 layers=layers,
                 heads=heads,
                 metrics=metrics,
+                by_length=None
+                if by_length is None
+                else {
+                    "lengths": [16, 32, 64],
+                    "eps": list(by_length),
+                    "sink_1": {f"{e:g}": [max(0.0, v + d) for v in vs] for e, vs in by_length.items()},
+                },
             )
         )
     return out
@@ -195,8 +203,11 @@ def test_comparisons_need_a_sink_in_the_default_run():
 # ------------------------------------------------------------------------------- claim by claim
 # (claim, runs for reproduced, runs for contradicted); every run not named is left out.
 
+FALLING = {0.2: [95.0, 40.0, 30.0], 0.3: [45.0, 30.0, 20.0], 0.4: [30.0, 15.0, 8.0], 0.5: [15.0, 5.0, 2.0]}
+RISING = {**FALLING, 0.5: [2.0, 5.0, 30.0]}
 CASES = {
     "sink-emerges": ([DEFAULT], None),
+    "eps-length": ([seeds("default", 30.0, by_length=FALLING)], [seeds("default", 30.0, by_length=RISING)]),
     "lr-smaller-weaker": ([DEFAULT, seeds("lr_x0.25", 2.0)], [DEFAULT, seeds("lr_x0.25", 60.0)]),
     "lr-larger-stronger": ([DEFAULT, seeds("lr_x2", 60.0)], [DEFAULT, seeds("lr_x2", 0.0)]),
     "lr-steps-matched": (
@@ -446,3 +457,9 @@ def test_a_sinkless_no_bos_default_decides_untested_before_the_other_runs_exist(
 def test_natural_first_token_claims_are_untested_at_a_bos_scale(claim_id):
     good, _ = CASES[claim_id]
     assert verdict(claim_id, *good, scale="tiny", bos=True) == UNTESTED
+
+
+def test_eps_length_is_inconclusive_within_noise_and_missing_unmeasured():
+    flat = {e: [20.0, 19.0, 18.0] for e in (0.2, 0.3, 0.4, 0.5)}  # 2 points: less than one head (12.5)
+    assert verdict("eps-length", seeds("default", 30.0, by_length=flat)) == INCONCLUSIVE
+    assert verdict("eps-length", DEFAULT) == MISSING  # the default's final model was never measured
