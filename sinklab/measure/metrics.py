@@ -42,12 +42,18 @@ def importance_scores(weights: torch.Tensor) -> torch.Tensor:
     return lower.sum(dim=-2) / key_divisors(seq_len, weights.device)
 
 
-def proxy_normalize(weights: torch.Tensor, extra_mass: torch.Tensor | None = None) -> torch.Tensor:
-    """Rows rescaled to |w| / (sum_j |w| + 1e-8); `extra_mass` (a sink slot's weight) joins the sum."""
+def proxy_denominator(weights: torch.Tensor, extra_mass: torch.Tensor | None = None) -> torch.Tensor:
+    """sum_j |w_j| (+ |extra_mass|) + 1e-8 per row (...,): what the proxy divides each |w| and the slot by."""
     total = weights.abs().sum(dim=-1)
     if extra_mass is not None:
         total = total + extra_mass.abs()
-    return weights.abs() / (total.unsqueeze(-1) + PROXY_EPS)
+    return total + PROXY_EPS
+
+
+def proxy_normalize(weights: torch.Tensor, extra_mass: torch.Tensor | None = None) -> torch.Tensor:
+    """Rows rescaled to |w| / (sum_j |w| + 1e-8); `extra_mass` (a sink slot's weight) joins the sum (its own
+    share is |extra_mass| / proxy_denominator)."""
+    return weights.abs() / proxy_denominator(weights, extra_mass).unsqueeze(-1)
 
 
 def sink_percent(alpha: torch.Tensor | np.ndarray, eps: float = DEFAULT_EPS) -> np.ndarray:

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from sinklab.measure.metrics import key_divisors, proxy_normalize
+from sinklab.measure.metrics import key_divisors, proxy_denominator, proxy_normalize
+from sinklab.model.attention_weights import repeat_kv
 
 # Queries per block of recomputed weights: 128 measured 10-20 % faster than 256 at T = 1024-4096 on a CPU
 # (a smaller score block, fewer keys past the causal diagonal); 64 is no faster at long T and doubles the
@@ -148,8 +149,7 @@ class AttentionRecord:
                 sums.colsum_raw = torch.zeros_like(sums.colsum)
             sums.colsum_raw[..., :n_keys] += weights.sum(dim=2)
             if slot is not None:
-                total = weights.abs().sum(-1) + slot.abs()
-                slot_norm = slot.abs() / (total + 1e-8)
+                slot_norm = slot.abs() / proxy_denominator(weights, slot)
                 sums.slot = (sums.slot if sums.slot is not None else 0) + slot_norm.sum(dim=2)
                 sums.slot_raw = (sums.slot_raw if sums.slot_raw is not None else 0) + slot.sum(dim=2)
         if slot is not None:
@@ -178,8 +178,7 @@ class AttentionRecord:
         # Unit vectors from the norms just taken (what F.normalize computes, without a second norm pass).
         qn = q / q_norm.clamp_min(1e-12)
         kn = k / k_norm.clamp_min(1e-12)
-        if kn.shape[1] != qn.shape[1]:
-            kn = kn.repeat_interleave(qn.shape[1] // kn.shape[1], dim=1)
+        kn = repeat_kv(kn, qn.shape[1] // kn.shape[1])
         cos_first = (qn * kn[:, :, :1]).sum(-1).mean(dim=1)  # (B, T)
         later_keys = torch.cumsum(kn, dim=2) - kn[:, :, :1]  # sum of unit keys 2..i (1-based), (B, H, T, D)
         counts = torch.arange(q.shape[2], device=q.device).clamp_min(1).to(q.dtype)  # i - 1, at least 1

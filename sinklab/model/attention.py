@@ -12,8 +12,10 @@ Paths (never a silent fallback: `backend` other than "auto" runs that path or ra
   memory is O(T * block) instead of O(T^2).
 - reference: the blockwise code with one block holding every query; the weights it computes are what tests
   compare against naive loops.
-When a record is given, the output still comes from the chosen path; the weights fed to the record are
-computed separately, without gradients, in the record's query blocks.
+Blockwise and reference weights come from the attention-weights engine (sinklab.model.attention_weights,
+the one the Hugging Face hook of `sinklab measure` uses too) with this layer's kernel. When a record is given,
+the output still comes from the chosen path; the weights fed to the record are computed separately, by the
+same engine without gradients, in the record's query blocks.
 
 Edits (`AttentionContext.edit`, an `AttentionEdit` as `sinklab ablate` uses it) act on the token sequence
 only: values of chosen tokens are changed right after the projection, and removed keys are taken out of the
@@ -35,8 +37,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from sinklab.model.attention_weights import BlockInfo, block_weights, repeat_kv
 from sinklab.model.edits import keep_allowed
-from sinklab.model.kernels import KERNELS, BlockInfo, Kernel
+from sinklab.model.kernels import KERNELS, Kernel
 from sinklab.model.sinks import KV_BIASES
 
 if TYPE_CHECKING:
@@ -137,9 +140,7 @@ class Attention(nn.Module):
         if ctx.record is not None:
             s = ctx.n_sink
             ctx.record.add_qkv(self.layer, q[:, :, s:], k[:, :, s:], v[:, :, s:])
-        if self.n_kv_head != self.n_head:
-            k = k.repeat_interleave(self.n_head // self.n_kv_head, dim=1)
-            v = v.repeat_interleave(self.n_head // self.n_kv_head, dim=1)
+        k, v = repeat_kv(k, self.n_head // self.n_kv_head), repeat_kv(v, self.n_head // self.n_kv_head)
         # The slot is a virtual position 0 prepended after RoPE, so its key is never rotated.
         if self.kv_bias.has_slot:
             k_slot, v_slot = self.kv_bias.slot_kv()
@@ -212,13 +213,11 @@ class Attention(nn.Module):
         ctx: AttentionContext,
         edited: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
-        """One query block (full-coordinate `rows`) against keys k: (out, weights, extra-logit mass).
-        `edited`: the full-coordinate mask of an attention edit, used instead of the layer's own."""
+        """One query block (full-coordinate `rows`) against keys k: (out, weights, extra-logit mass), the
+        weights from the attention-weights engine with this layer's kernel. `edited`: the full-coordinate mask
+        of an attention edit, used instead of the layer's own."""
         cols = torch.arange(k.shape[2], device=k.device)
-        scores = self.kernel.scores(q_blk, k)  # (B, H, q, S) fp32
         bias = full_bias(rows, cols, n_front, ctx)
-        if bias is not None:
-            scores = scores + bias.to(scores.device)
         if edited is not None:
             allowed = edited[..., int(rows[0]) : int(rows[-1]) + 1, : k.shape[2]]
         else:
@@ -228,8 +227,15 @@ class Attention(nn.Module):
             if allowed is None:
                 allowed = full_allowed(rows, cols, n_front, ctx.n_sink, ctx.mask)
                 ctx.cache[key] = allowed
-        info = BlockInfo(query_pos=rows - n_front + 1, seq_len=len(ctx.pos))
-        weights, extra = self.kernel.weights(scores, allowed, info)
+        weights, extra = block_weights(
+            q_blk,
+            k,
+            self.kernel.scale,
+            allowed=allowed,
+            bias=bias.to(q_blk.device) if bias is not None else None,
+            kernel=self.kernel.weights,
+            info=BlockInfo(query_pos=rows - n_front + 1, seq_len=len(ctx.pos)),
+        )
         out = weights.to(v.dtype) @ v if v is not None else None
         return out, weights, extra
 

@@ -1,21 +1,22 @@
 """Attention kernels: scores -> weights for one block of queries (paper.md §5.4 "Attention operation").
 
-Every kernel is a small `nn.Module` registered in `KERNELS`. The attention module hands it a block of scores
-(B, H, q, S) with a boolean `allowed` mask (q, S) and gets back weights that are exactly 0 where a key is not
-allowed (the paper's code applies its causal mask multiplicatively, after the nonlinearity), plus, for kernels
-with an extra logit in the denominator, the mass that logit takes (the "slot" the record reports).
+Every kernel is a small `nn.Module` registered in `KERNELS`. The attention-weights engine
+(sinklab.model.attention_weights.block_weights) computes a block of scores (B, H, q, S) and hands it, with a
+boolean `allowed` mask (q, S), to the kernel's `weights`, which returns weights that are exactly 0 where a key
+is not allowed (the paper's code applies its causal mask multiplicatively, after the nonlinearity), plus, for
+kernels with an extra logit in the denominator, the mass that logit takes (the "slot" the record reports).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sinklab.model.attention_weights import BlockInfo, masked_softmax
 from sinklab.registry import Registry
 
 if TYPE_CHECKING:
@@ -24,15 +25,6 @@ if TYPE_CHECKING:
 # Denominator guard of the paper's code for sim kernels and the elu feature map.
 NORM_EPS = 1e-8
 SOFTPICK_EPS = 1e-6
-
-
-@dataclass
-class BlockInfo:
-    """Where a block of queries sits: `query_pos` (q,) is the 1-based position of each query in the token
-    sequence (a prepended sink token counts), `seq_len` the number of tokens in the sequence."""
-
-    query_pos: torch.Tensor
-    seq_len: int
 
 
 class Kernel(nn.Module):
@@ -64,11 +56,6 @@ class Kernel(nn.Module):
         """phi applied to queries and keys after positions (identity except for linear kernels)."""
         return x
 
-    def scores(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        scores = (q * self.scale) @ k.transpose(-1, -2)  # scaling q costs T*D, not T^2
-        # Weights in at least fp32 (softmax in fp32 under bf16 training).
-        return scores.to(torch.promote_types(scores.dtype, torch.float32))
-
     def extra_logit(self) -> torch.Tensor | None:
         """(H,) logit of the extra denominator term, for kernels with `has_extra_logit`."""
         return None
@@ -85,25 +72,12 @@ class Kernel(nn.Module):
 KERNELS: Registry[type[Kernel]] = Registry("kernel")
 
 
-def _masked_softmax(scores: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
-    return scores.masked_fill(~allowed, float("-inf")).softmax(dim=-1)
-
-
 def _sum_normalize(w: torch.Tensor) -> torch.Tensor:
     return w / (w.sum(dim=-1, keepdim=True) + NORM_EPS)
 
 
 def _abs_max1_normalize(w: torch.Tensor) -> torch.Tensor:
     return w / w.sum(dim=-1, keepdim=True).abs().clamp_min(1.0)
-
-
-def _softmax_with_logit(
-    scores: torch.Tensor, allowed: torch.Tensor, logit_h: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """exp(s_j) / (exp(z_h) + sum_j exp(s_j)) and the mass exp(z_h)/(...) of the extra logit z_h."""
-    z = logit_h.to(scores.dtype).view(1, -1, 1, 1).expand(scores.shape[0], -1, scores.shape[2], 1)
-    full = torch.cat([z, scores.masked_fill(~allowed, float("-inf"))], dim=-1).softmax(dim=-1)
-    return full[..., 1:], full[..., 0]
 
 
 @KERNELS.register("softmax")
@@ -113,7 +87,7 @@ class Softmax(Kernel):
     sdpa = True
 
     def weights(self, scores, allowed, info):
-        return _masked_softmax(scores, allowed), None
+        return masked_softmax(scores, allowed)
 
 
 @KERNELS.register("sigmoid")
@@ -217,7 +191,7 @@ class SoftmaxOffByOne(Kernel):
         return torch.zeros(self.n_head)
 
     def weights(self, scores, allowed, info):
-        return _softmax_with_logit(scores, allowed, torch.zeros(self.n_head, device=scores.device))
+        return masked_softmax(scores, allowed, torch.zeros(self.n_head))
 
 
 @KERNELS.register("sink_logit")
@@ -235,7 +209,7 @@ class SinkLogit(Kernel):
         return self.sink
 
     def weights(self, scores, allowed, info):
-        return _softmax_with_logit(scores, allowed, self.sink)
+        return masked_softmax(scores, allowed, self.sink)
 
 
 @KERNELS.register("relu")
@@ -285,7 +259,7 @@ class SoftmaxScaled(Kernel):
         return self.alpha
 
     def weights(self, scores, allowed, info):
-        return self.alpha * _masked_softmax(scores, allowed), None
+        return self.alpha * masked_softmax(scores, allowed)[0], None
 
 
 @KERNELS.register("softmax_pnorm")
