@@ -2,7 +2,7 @@
 
 Attention-side ablations (mask-sink, sink-value-zero, window, window+sinks) are `AttentionEdit`s
 (sinklab.model.edits) applied to the mask / values before the attention runs: by the registered attention
-function for Hugging Face models (sinklab.measure.hf), by the attention module for sinklab's SinkLM.
+function for Hugging Face models (sinklab.measure.hook), by the attention module for sinklab's SinkLM.
 Residual-stream ablations (massive-*) are forward hooks on one decoder block's output; swap-first changes
 the input ids. Positions count from 1 (as in Sink_k), layers and heads from 0.
 """
@@ -405,4 +405,3 @@ def ablation_names() -> list[str]:
 def describe(name: str) -> str:
     doc = (ABLATIONS.get(name).__doc__ or "").strip()
     return " ".join(doc.split())
-

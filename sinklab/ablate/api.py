@@ -45,6 +45,7 @@ from sinklab.measure.checks import MeasureError, check_count, is_int, prepare_ou
 from sinklab.measure.config import MeasureConfig
 from sinklab.measure.inputs import check_spec
 from sinklab.measure.record import QUERY_BLOCK
+from sinklab.model.edits import AttentionEdit
 
 SCHEMA = 1
 BASELINE = "none"
@@ -250,7 +251,7 @@ class SinkLMRunner:
         record: Any,
         *,
         all_logits: bool = True,
-        edit: hf.AttentionEdit | None = None,
+        edit: AttentionEdit | None = None,
     ) -> torch.Tensor:
         return self.model(
             ids.to(self.device), record=record, edit=edit, logits_to_keep=0 if all_logits else 1
@@ -307,7 +308,7 @@ def _edits(runner: Runner) -> bool:
     return isinstance(runner, SinkLMRunner) or runner.backend == hf.BACKEND_REGISTRY
 
 
-class _ShapeProbe(hf.AttentionEdit):
+class _ShapeProbe(AttentionEdit):
     """Changes nothing; notes each layer's query and key/value head counts."""
 
     def __init__(self) -> None:

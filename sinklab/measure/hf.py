@@ -1,28 +1,25 @@
-"""Any Hugging Face causal LM, measured through a registered attention function.
+"""Any Hugging Face causal LM, loaded and run for a measurement; the runners that feed the record.
 
-`sinklab` is registered in transformers' `AttentionInterface` (and `AttentionMaskInterface`). The function
-runs the model's own attention exactly (SDPA, or the model's eager function where SDPA cannot express it:
-logit softcapping, sink logits, models without SDPA support) and, on the side, recomputes the attention
-weights one query block at a time from q, k, the mask, the scaling, softcapping and sink logits, feeding
-them to the streaming `AttentionRecord`. No T x T map of more than one query block ever exists.
+`load_hf_model` loads a hub id or local folder (safetensors only unless pickles are allowed, clear errors for
+what cannot be measured), and `prepare_hf` wraps it in an `HFRunner` that measures through the `sinklab`
+attention function registered with transformers (sinklab.measure.hook): the model's own attention runs, and
+the weights are recomputed on the side one query block at a time.
 
-Architectures whose attention does not go through the registry (e.g. Falcon) fall back to eager attention
-with `output_attentions`, which the output reports. Falcon's SDPA path with `output_attentions` returns
-non-causal maps, so the fallback always loads eager explicitly.
+Eager fallback: architectures whose attention does not go through transformers' attention registry (e.g.
+Falcon, whose attention class is chosen at construction and rejects a registered function) cannot be
+measured by the hook, so they run eager attention with `output_attentions` and the runner feeds the record
+from the returned maps (`backend` = BACKEND_EAGER; the measurement's notes say why). Falcon's SDPA path with
+`output_attentions` returns non-causal maps, so the fallback always loads eager explicitly. q, k and v never
+leave the model there: that path has no key/query/value norms or angles, and cannot apply attention edits.
 
-An optional `AttentionEdit` (used by `sinklab ablate`) changes the mask and/or the values of an attention
-call before the model's own attention runs; the recomputed weights then see the edited mask too. Without an
-edit nothing changes.
+`RecordRunner` runs sinklab's own SinkLM, whose attention modules feed the record themselves.
 """
 
 from __future__ import annotations
 
 import inspect
 import json
-import math
-import sys
 from collections.abc import Callable
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,283 +30,17 @@ from torch import nn
 
 from sinklab.errors import SinklabError
 from sinklab.measure.checks import MeasureError, looks_like_path
+from sinklab.measure.hook import ATTN_NAME, measuring, register
 from sinklab.measure.observer import AttentionObserver
 from sinklab.measure.record import QUERY_BLOCK, AttentionRecord
 from sinklab.model.edits import AttentionEdit
 
-ATTN_NAME = "sinklab"
 BACKEND_REGISTRY = "registered attention function"
+# Models whose attention cannot route through the registry (Falcon): eager attention, maps from
+# output_attentions (see the module docstring).
 BACKEND_EAGER = "eager fallback (output_attentions)"
 BACKEND_SINKLAB = "sinklab model record"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-# ---- attention edits --------------------------------------------------------------------------------
-def edited_mask(
-    mask: torch.Tensor | None, keep: torch.Tensor, causal: bool, q_len: int, kv_len: int
-) -> torch.Tensor:
-    """The layer's mask (None, boolean or additive) with the keys `keep` forbids removed.
-
-    A query left with no key at all keeps its own row: softmax needs somewhere to put its mass (query 1
-    only ever sees key 1, so masking key 1 leaves row 1 as it was)."""
-    device = keep.device
-    if mask is None or mask.dtype == torch.bool:
-        base = mask
-        if base is None:  # plain causal (or full) attention, which SDPA ran without a mask
-            rows = torch.arange(kv_len - q_len, kv_len, device=device)[:, None]
-            cols = torch.arange(kv_len, device=device)[None, :]
-            full = torch.ones(q_len, kv_len, dtype=torch.bool, device=device)
-            base = (cols <= rows if causal else full)[None, None]
-        combined = base & keep
-        empty = ~combined.any(dim=-1, keepdim=True)
-        return combined | (base & empty)
-    # An additive float mask (models that build their own): forbidden keys get the dtype's minimum.
-    minimum = torch.finfo(mask.dtype).min
-    base_allowed = mask > minimum / 2
-    combined = base_allowed & keep
-    empty = ~combined.any(dim=-1, keepdim=True)
-    return mask.masked_fill(~(combined | (base_allowed & empty)), minimum)
-
-
-# ---- the registered attention function ------------------------------------------------------------
-@dataclass
-class _Active:
-    """The measurement currently running: which record to feed, how many attention calls so far, and an
-    optional edit of every attention call's mask and values."""
-
-    record: AttentionObserver | None
-    query_block: int = QUERY_BLOCK
-    use_sdpa: bool = True
-    calls: int = 0
-    scratch: Scratch | None = None
-    edit: AttentionEdit | None = None
-    # Edited masks of this forward pass by (layer mask, edit mask): layers share both, so one is built once.
-    # The tensors are kept with the result, so that their ids cannot be reused while the pass runs.
-    edited: dict[tuple[int, int], tuple[Any, torch.Tensor, torch.Tensor]] = field(default_factory=dict)
-
-
-# The measurement the registered function feeds, per thread / async context: two measurements running at
-# once in different threads never see each other's record (a ContextVar, not a shared module global).
-_ACTIVE: ContextVar[_Active | None] = ContextVar("sinklab_active_measurement", default=None)
-
-
-def _repeat_kv(x: torch.Tensor, n_rep: int) -> torch.Tensor:
-    if n_rep == 1:
-        return x
-    b, h, t, d = x.shape
-    return x[:, :, None].expand(b, h, n_rep, t, d).reshape(b, h * n_rep, t, d)
-
-
-def _additive_mask(
-    mask: torch.Tensor | None, causal: bool, q_len: int, kv_len: int, dtype: torch.dtype, device: torch.device
-) -> torch.Tensor | None:
-    """The float mask an eager attention function expects, from the boolean/None mask SDPA gets."""
-    if mask is not None and mask.dtype != torch.bool:
-        return mask
-    if mask is None:
-        if not causal:
-            return None
-        # Queries are the last q_len of kv_len positions (no cache here, so q_len == kv_len in practice).
-        rows = torch.arange(kv_len - q_len, kv_len, device=device)[:, None]
-        mask = (torch.arange(kv_len, device=device)[None, :] <= rows)[None, None]
-    return torch.zeros(mask.shape, dtype=dtype, device=device).masked_fill(~mask, torch.finfo(dtype).min)
-
-
-def _model_eager_function(module: nn.Module) -> Callable[..., Any] | None:
-    return getattr(sys.modules.get(type(module).__module__), "eager_attention_forward", None)
-
-
-def sinklab_attention_forward(
-    module: nn.Module,
-    query: torch.Tensor,
-    key: torch.Tensor,
-    value: torch.Tensor,
-    attention_mask: torch.Tensor | None,
-    dropout: float = 0.0,
-    scaling: float | None = None,
-    is_causal: bool | None = None,
-    **kwargs: Any,
-) -> tuple[torch.Tensor, None]:
-    """transformers attention function: the model's own attention output, plus statistics on the side."""
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
-    active = _ACTIVE.get()
-    causal = is_causal if is_causal is not None else getattr(module, "is_causal", True)
-    layer = active.calls if active is not None else 0
-    if active is not None and active.edit is not None:
-        keep = active.edit.key_mask(layer, query.shape[1], query.shape[2], key.shape[2], query.device)
-        if keep is not None:
-            cache_key = (id(attention_mask), id(keep))
-            hit = active.edited.get(cache_key)
-            if hit is None:
-                hit = (
-                    attention_mask,
-                    keep,
-                    edited_mask(attention_mask, keep, causal, query.shape[2], key.shape[2]),
-                )
-                active.edited[cache_key] = hit
-            attention_mask = hit[2]
-        value = active.edit.value(layer, value, query.shape[1])
-    softcap = kwargs.get("softcap")
-    sinks = kwargs.get("s_aux")
-    if sinks is None:
-        sinks = getattr(module, "sinks", None)
-    needs_eager = softcap is not None or sinks is not None or (active is not None and not active.use_sdpa)
-    eager_fn = _model_eager_function(module) if needs_eager else None
-    if needs_eager and eager_fn is not None:
-        mask = _additive_mask(attention_mask, causal, query.shape[2], key.shape[2], query.dtype, query.device)
-        out, _ = eager_fn(module, query, key, value, mask, dropout=dropout, scaling=scaling, **kwargs)
-    elif needs_eager:
-        raise RuntimeError(
-            f"{type(module).__name__} needs eager attention but its module has no eager function"
-        )
-    else:
-        out, _ = sdpa_attention_forward(
-            module,
-            query,
-            key,
-            value,
-            attention_mask,
-            dropout=dropout,
-            scaling=scaling,
-            is_causal=is_causal,
-            **kwargs,
-        )
-    if active is not None and active.record is not None:
-        active.calls += 1
-        if active.record.wants_layer(layer):
-            with torch.no_grad():
-                feed_attention(
-                    active.record,
-                    layer,
-                    query,
-                    key,
-                    value,
-                    attention_mask,
-                    scaling=scaling,
-                    causal=causal,
-                    softcap=softcap,
-                    sinks=sinks,
-                    position_bias=kwargs.get("position_bias"),
-                    query_block=active.query_block,
-                    scratch=active.scratch,
-                )
-    elif active is not None:
-        active.calls += 1
-    return out, None
-
-
-class Scratch:
-    """One reusable buffer for the score blocks of a forward pass: a fresh multi-MB tensor per block costs
-    more in page faults than the softmax itself on a CPU."""
-
-    def __init__(self) -> None:
-        self._buffer: torch.Tensor | None = None
-
-    def get(self, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
-        numel = math.prod(shape)
-        if self._buffer is None or self._buffer.numel() < numel or self._buffer.device != device:
-            self._buffer = torch.empty(numel, dtype=torch.float32, device=device)
-        return self._buffer[:numel].view(shape)
-
-
-def _causal_bias(start: int, stop: int, device: torch.device) -> torch.Tensor:
-    """(stop - start, stop) additive mask of queries start..stop-1 over the keys they can see: 0 / -inf."""
-    rows = torch.arange(start, stop, device=device)[:, None]
-    keys = torch.arange(stop, device=device)[None, :]
-    return torch.zeros(stop - start, stop, device=device).masked_fill_(keys > rows, float("-inf"))
-
-
-def feed_attention(
-    record: AttentionObserver,
-    layer: int,
-    query: torch.Tensor,
-    key: torch.Tensor,
-    value: torch.Tensor | None,
-    mask: torch.Tensor | None,
-    *,
-    scaling: float | None,
-    causal: bool = True,
-    softcap: float | None = None,
-    sinks: torch.Tensor | None = None,
-    position_bias: torch.Tensor | None = None,
-    query_block: int = QUERY_BLOCK,
-    scratch: Scratch | None = None,
-) -> None:
-    """Recompute softmax weights in query blocks (fp32) exactly as eager attention would, and record them.
-
-    query (B, H, T, D), key/value (B, Hkv, T, D) after positions; mask: None (causal or full), boolean
-    (True = attend) or additive float, broadcastable to (B, H, T, T); sinks: (H,) sink logits (gpt-oss).
-    """
-    record.add_qkv(layer, query, key, value)
-    b, h, q_len, d = query.shape
-    kv_len = key.shape[2]
-    if q_len != kv_len:
-        raise RuntimeError(
-            f"measurement needs a full forward without cache (got {q_len} queries, {kv_len} keys)"
-        )
-    scratch = scratch or Scratch()
-    # (B*H, T, D) and (B*H, D, T): one batched GEMM per block.
-    q = query.float().contiguous().flatten(0, 1)
-    k_t = _repeat_kv(key, h // key.shape[1]).float().contiguous().flatten(0, 1).transpose(1, 2)
-    scale = scaling if scaling is not None else d**-0.5
-    # A block of queries start..stop-1 sees no key at or after `stop` when the mask is causal: compute only
-    # the keys it can see (about half the work).
-    if mask is None:
-        prefix_only = causal
-    elif mask.dtype == torch.bool:
-        prefix_only = not bool(
-            (mask & torch.ones(q_len, kv_len, dtype=torch.bool, device=mask.device).triu(1)).any()
-        )
-    else:
-        prefix_only = False
-    # Plain causal attention: the scale and the causal mask go into the GEMM itself (baddbmm), no extra pass.
-    fused = mask is None and causal and softcap is None and position_bias is None
-    sink = sinks.float().reshape(1, h, 1, 1) if sinks is not None else None
-    for start in range(0, q_len, query_block):
-        stop = min(start + query_block, q_len)
-        n_keys = stop if prefix_only else kv_len
-        scores = scratch.get((b * h, stop - start, n_keys), q.device)
-        if fused:
-            bias = _causal_bias(start, stop, q.device)
-            torch.baddbmm(bias, q[:, start:stop], k_t[..., :n_keys], alpha=scale, out=scores)
-            scores = scores.view(b, h, stop - start, n_keys)
-        else:
-            torch.bmm(q[:, start:stop], k_t[..., :n_keys], out=scores)
-            scores = scores.view(b, h, stop - start, n_keys).mul_(scale)
-            if softcap is not None:
-                # Gemma2: softcap after scaling, before the mask.
-                scores = torch.tanh(scores / softcap).mul_(softcap)
-            if position_bias is not None:
-                scores = scores + position_bias[..., start:stop, :n_keys].float()
-            if mask is None:
-                if causal:
-                    scores.add_(_causal_bias(start, stop, q.device))
-            elif mask.dtype == torch.bool:
-                scores.masked_fill_(~mask[..., start:stop, :n_keys], float("-inf"))
-            else:
-                scores = scores + mask[..., start:stop, :n_keys].float()
-        if sink is None:
-            contiguous = scores.is_contiguous()
-            weights = torch.softmax(scores, dim=-1, out=scores) if contiguous else scores.softmax(-1)
-            slot = None
-        else:
-            # The sink logit joins the softmax denominator; its share is the slot's mass.
-            lse = torch.logaddexp(torch.logsumexp(scores, dim=-1, keepdim=True), sink)
-            weights = torch.exp(scores - lse)
-            slot = torch.exp(sink - lse).squeeze(-1)
-        record.add_weights(layer, weights, start, slot=slot)
-        del scores, weights
-
-
-def register() -> None:
-    """Register the `sinklab` attention and mask functions with transformers (idempotent)."""
-    from transformers import AttentionInterface
-    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
-
-    AttentionInterface.register(ATTN_NAME, sinklab_attention_forward)
-    # The same boolean masks SDPA gets (None where plain causal suffices), so SDPA runs exactly as usual.
-    AttentionMaskInterface.register(ATTN_NAME, sdpa_mask)
 
 
 # ---- loading -------------------------------------------------------------------------------------
@@ -457,7 +188,9 @@ def decoder_blocks(model: nn.Module) -> nn.ModuleList | None:
 
 @dataclass
 class HFRunner:
-    """Runs an HF causal LM and feeds an AttentionRecord; `backend` says which path is used."""
+    """Runs an HF causal LM and feeds an AttentionRecord; `backend` says which path is used: the registered
+    `sinklab` attention function, or the eager fallback (maps from output_attentions) for a model whose
+    attention does not route through transformers' registry."""
 
     model: nn.Module
     backend: str = BACKEND_REGISTRY
@@ -523,19 +256,11 @@ class HFRunner:
                     for layer, attn in enumerate(out.attentions):
                         self._feed_eager(record, layer, attn)
                 return out.logits
-            active = _Active(
-                record,
-                query_block=self.query_block,
-                use_sdpa=_supports_sdpa(self.model),
-                scratch=Scratch(),
-                edit=edit,
-            )
-            token = _ACTIVE.set(active)
-            try:
+            with measuring(
+                record, query_block=self.query_block, use_sdpa=_supports_sdpa(self.model), edit=edit
+            ) as active:
                 out = self.model(ids, use_cache=False, **extra)
                 self.layers = active.calls
-            finally:
-                _ACTIVE.reset(token)
             return out.logits
         finally:
             self._record = None
@@ -555,7 +280,7 @@ def _supports_sdpa(model: nn.Module) -> bool:
     return bool(getattr(model, "_supports_sdpa", True))
 
 
-def _check_causal(runner: HFRunner, vocab: int) -> None:
+def _check_no_future_leak(runner: HFRunner, vocab: int) -> None:
     """Changing the last token must not change earlier outputs; else the model is not a causal LM."""
     gen = torch.Generator().manual_seed(0)
     ids = torch.randint(3, max(vocab, 4), (1, 8), generator=gen)
@@ -573,7 +298,9 @@ def _check_causal(runner: HFRunner, vocab: int) -> None:
 def prepare_hf(
     model: nn.Module, name: str = "", query_block: int = QUERY_BLOCK, force_eager: bool = False
 ) -> HFRunner:
-    """Route an HF model through the registered function if its attention allows, else eager fallback."""
+    """Route an HF model through the registered function if its attention allows, else the eager fallback:
+    a model that rejects the `sinklab` implementation, or whose attention never calls it (no layer fed the
+    probe record), is measured from eager attention's output_attentions maps instead."""
     register()
     vocab = model.get_input_embeddings().num_embeddings
     if not force_eager:
@@ -587,14 +314,15 @@ def prepare_hf(
         probe.start_batch(1, 8)
         runner.forward(torch.randint(3, max(vocab, 4), (1, 8)), probe)
         if runner.layers > 0:
-            _check_causal(runner, vocab)
+            _check_no_future_leak(runner, vocab)
             return runner
         for hook in runner._hooks:
             hook.remove()
-    # Falcon & co.: eager attention, explicitly (never SDPA with output_attentions).
+    # Falcon & co.: eager attention, explicitly (Falcon's SDPA path with output_attentions returns non-causal
+    # maps).
     model.set_attn_implementation("eager")
     runner = HFRunner(model, BACKEND_EAGER, query_block, name)
-    _check_causal(runner, vocab)
+    _check_no_future_leak(runner, vocab)
     return runner
 
 

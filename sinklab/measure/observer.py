@@ -1,6 +1,6 @@
 """What a model feeds while it runs, for the measurement to reduce: the observer protocol.
 
-sinklab's own model (`SinkLM(record=...)`) and the Hugging Face hook (`sinklab.measure.hf`) feed any object
+sinklab's own model (`SinkLM(record=...)`) and the Hugging Face hook (`sinklab.measure.hook`) feed any object
 with these methods; `AttentionRecord` (the metric and analyses), the strongest-head map pass and the
 ablation counters implement it. A model depends on this protocol only, never on an observer's internals.
 """

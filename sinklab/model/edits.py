@@ -1,6 +1,6 @@
 """Explicit edits of attention (used by `sinklab ablate`): which keys a query may no longer see, and which
 values are changed, per layer. Both attention paths apply the same object: Hugging Face models through the
-registered attention function (sinklab.measure.hf), sinklab's SinkLM through its attention module
+registered attention function (sinklab.measure.hook), sinklab's SinkLM through its attention module
 (sinklab.model.attention), so an ablation means the same thing on either.
 
 Coordinates are the token sequence: key j is token j + 1 (0-based columns), layers count from 0.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from sinklab.measure.hf import edited_mask
+from sinklab.measure.hook import edited_mask
 
 
 def test_edit_removes_keys_and_keeps_rows_that_would_be_empty() -> None:

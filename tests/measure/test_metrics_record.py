@@ -85,8 +85,8 @@ def test_slot_alpha_hand_worked() -> None:
 
 
 def test_angles_and_norms_against_naive_loops() -> None:
-    """cos(q_t, k_1) and the mean cos of q_t with keys 2..t, from hf.feed_attention, against plain loops."""
-    from sinklab.measure.hf import feed_attention
+    """cos(q_t, k_1) and the mean cos of q_t with keys 2..t, from hook.feed_attention, against plain loops."""
+    from sinklab.measure.hook import feed_attention
 
     gen = torch.Generator().manual_seed(3)
     q, k, v = (torch.randn(2, 4, 9, 8, generator=gen) for _ in range(3))

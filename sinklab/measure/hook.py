@@ -1,0 +1,268 @@
+"""The `sinklab` attention function registered with transformers: the model's own attention, plus the
+attention weights recomputed on the side for the measurement.
+
+`register()` adds `sinklab` to transformers' `AttentionInterface` (and `AttentionMaskInterface`, with SDPA's
+masks). `sinklab_attention_forward` runs the model's own attention exactly (SDPA, or the model's eager
+function where SDPA cannot express it: logit softcapping, sink logits, models without SDPA support) and,
+while a measurement is active (`measuring`, one per thread / async context), `feed_attention` recomputes the
+weights one query block at a time with the attention-weights engine (sinklab.model.attention_weights) from
+q, k, the mask, the scaling, softcapping and sink logits, and feeds them to the record. No T x T map of more
+than one query block ever exists.
+
+An optional `AttentionEdit` (used by `sinklab ablate`) changes the mask and/or the values of an attention
+call before the model's own attention runs (`edited_mask`); the recomputed weights then see the edited mask
+too. Without an edit nothing changes.
+
+Models whose attention does not go through this registry (Falcon) are measured by sinklab.measure.hf's eager
+fallback instead, from the maps of `output_attentions`.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from sinklab.measure.observer import AttentionObserver
+from sinklab.measure.record import QUERY_BLOCK
+from sinklab.model.attention_weights import Scratch, block_weights, causal_bias, repeat_kv
+from sinklab.model.edits import AttentionEdit, keep_allowed
+
+ATTN_NAME = "sinklab"
+
+
+# ---- attention edits --------------------------------------------------------------------------------
+def edited_mask(
+    mask: torch.Tensor | None, keep: torch.Tensor, causal: bool, q_len: int, kv_len: int
+) -> torch.Tensor:
+    """The layer's mask (None, boolean or additive) with the keys `keep` forbids removed.
+
+    A query left with no key at all keeps its own row: softmax needs somewhere to put its mass (query 1
+    only ever sees key 1, so masking key 1 leaves row 1 as it was)."""
+    device = keep.device
+    if mask is None or mask.dtype == torch.bool:
+        base = mask
+        if base is None:  # plain causal (or full) attention, which SDPA ran without a mask
+            # Queries are the last q_len of kv_len positions: query i sees keys j <= i + kv_len - q_len.
+            full = torch.ones(q_len, kv_len, dtype=torch.bool, device=device)
+            base = (full.tril(kv_len - q_len) if causal else full)[None, None]
+        return keep_allowed(base, keep)
+    # An additive float mask (models that build their own): forbidden keys get the dtype's minimum.
+    minimum = torch.finfo(mask.dtype).min
+    return mask.masked_fill(~keep_allowed(mask > minimum / 2, keep), minimum)
+
+
+# ---- the registered attention function ------------------------------------------------------------
+@dataclass
+class _Active:
+    """The measurement currently running: which record to feed, how many attention calls so far, and an
+    optional edit of every attention call's mask and values."""
+
+    record: AttentionObserver | None
+    query_block: int = QUERY_BLOCK
+    use_sdpa: bool = True
+    calls: int = 0
+    scratch: Scratch | None = None
+    edit: AttentionEdit | None = None
+    # Edited masks of this forward pass by (layer mask, edit mask): layers share both, so one is built once.
+    # The tensors are kept with the result, so that their ids cannot be reused while the pass runs.
+    edited: dict[tuple[int, int], tuple[Any, torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+
+
+# The measurement the registered function feeds, per thread / async context: two measurements running at
+# once in different threads never see each other's record (a ContextVar, not a shared module global).
+_ACTIVE: ContextVar[_Active | None] = ContextVar("sinklab_active_measurement", default=None)
+
+
+@contextmanager
+def measuring(
+    record: AttentionObserver | None,
+    *,
+    query_block: int = QUERY_BLOCK,
+    use_sdpa: bool = True,
+    edit: AttentionEdit | None = None,
+) -> Iterator[_Active]:
+    """While inside, every `sinklab` attention call of this thread / async context feeds `record` (if given)
+    and applies `edit` (if given); the `_Active` it yields counts the attention calls."""
+    active = _Active(record, query_block=query_block, use_sdpa=use_sdpa, scratch=Scratch(), edit=edit)
+    token = _ACTIVE.set(active)
+    try:
+        yield active
+    finally:
+        _ACTIVE.reset(token)
+
+
+def _additive_mask(
+    mask: torch.Tensor | None, causal: bool, q_len: int, kv_len: int, dtype: torch.dtype, device: torch.device
+) -> torch.Tensor | None:
+    """The float mask an eager attention function expects, from the boolean/None mask SDPA gets."""
+    if mask is not None and mask.dtype != torch.bool:
+        return mask
+    if mask is None:
+        if not causal:
+            return None
+        # Queries are the last q_len of kv_len positions (no cache here, so q_len == kv_len in practice).
+        bias = causal_bias(kv_len - q_len, kv_len, device=device, dtype=dtype, fill=torch.finfo(dtype).min)
+        return bias[None, None]
+    return torch.zeros(mask.shape, dtype=dtype, device=device).masked_fill(~mask, torch.finfo(dtype).min)
+
+
+def _model_eager_function(module: nn.Module) -> Callable[..., Any] | None:
+    return getattr(sys.modules.get(type(module).__module__), "eager_attention_forward", None)
+
+
+def sinklab_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    is_causal: bool | None = None,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, None]:
+    """transformers attention function: the model's own attention output, plus statistics on the side."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    active = _ACTIVE.get()
+    causal = is_causal if is_causal is not None else getattr(module, "is_causal", True)
+    layer = active.calls if active is not None else 0
+    if active is not None and active.edit is not None:
+        keep = active.edit.key_mask(layer, query.shape[1], query.shape[2], key.shape[2], query.device)
+        if keep is not None:
+            cache_key = (id(attention_mask), id(keep))
+            hit = active.edited.get(cache_key)
+            if hit is None:
+                hit = (
+                    attention_mask,
+                    keep,
+                    edited_mask(attention_mask, keep, causal, query.shape[2], key.shape[2]),
+                )
+                active.edited[cache_key] = hit
+            attention_mask = hit[2]
+        value = active.edit.value(layer, value, query.shape[1])
+    softcap = kwargs.get("softcap")
+    sinks = kwargs.get("s_aux")
+    if sinks is None:
+        sinks = getattr(module, "sinks", None)
+    needs_eager = softcap is not None or sinks is not None or (active is not None and not active.use_sdpa)
+    eager_fn = _model_eager_function(module) if needs_eager else None
+    if needs_eager and eager_fn is not None:
+        mask = _additive_mask(attention_mask, causal, query.shape[2], key.shape[2], query.dtype, query.device)
+        out, _ = eager_fn(module, query, key, value, mask, dropout=dropout, scaling=scaling, **kwargs)
+    elif needs_eager:
+        raise RuntimeError(
+            f"{type(module).__name__} needs eager attention but its module has no eager function"
+        )
+    else:
+        out, _ = sdpa_attention_forward(
+            module,
+            query,
+            key,
+            value,
+            attention_mask,
+            dropout=dropout,
+            scaling=scaling,
+            is_causal=is_causal,
+            **kwargs,
+        )
+    if active is not None and active.record is not None:
+        active.calls += 1
+        if active.record.wants_layer(layer):
+            with torch.no_grad():
+                feed_attention(
+                    active.record,
+                    layer,
+                    query,
+                    key,
+                    value,
+                    attention_mask,
+                    scaling=scaling,
+                    causal=causal,
+                    softcap=softcap,
+                    sinks=sinks,
+                    position_bias=kwargs.get("position_bias"),
+                    query_block=active.query_block,
+                    scratch=active.scratch,
+                )
+    elif active is not None:
+        active.calls += 1
+    return out, None
+
+
+def feed_attention(
+    record: AttentionObserver,
+    layer: int,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor | None,
+    mask: torch.Tensor | None,
+    *,
+    scaling: float | None,
+    causal: bool = True,
+    softcap: float | None = None,
+    sinks: torch.Tensor | None = None,
+    position_bias: torch.Tensor | None = None,
+    query_block: int = QUERY_BLOCK,
+    scratch: Scratch | None = None,
+) -> None:
+    """Recompute softmax weights in query blocks (fp32) exactly as eager attention would, and record them.
+
+    query (B, H, T, D), key/value (B, Hkv, T, D) after positions; mask: None (causal or full), boolean
+    (True = attend) or additive float, broadcastable to (B, H, T, T); sinks: (H,) sink logits (gpt-oss).
+    """
+    record.add_qkv(layer, query, key, value)
+    h, q_len, d = query.shape[1:]
+    kv_len = key.shape[2]
+    if q_len != kv_len:
+        raise RuntimeError(
+            f"measurement needs a full forward without cache (got {q_len} queries, {kv_len} keys)"
+        )
+    scratch = scratch or Scratch()
+    # fp32, contiguous and with the K/V heads repeated once per call, not once per block.
+    q = query.float().contiguous()
+    k = repeat_kv(key, h // key.shape[1]).float().contiguous()
+    scale = scaling if scaling is not None else d**-0.5
+    # Without a mask, a causal block sees no key at or after its last query: the engine computes only the
+    # keys it can see (`causal`). A boolean mask that hides every future key allows the same cut, here.
+    is_bool = mask is not None and mask.dtype == torch.bool
+    prefix_only = is_bool and not bool(
+        (mask & torch.ones(q_len, kv_len, dtype=torch.bool, device=mask.device).triu(1)).any()
+    )
+    additive = mask if mask is not None and not is_bool else None
+    for start in range(0, q_len, query_block):
+        stop = min(start + query_block, q_len)
+        n_keys = stop if prefix_only else kv_len
+        bias = position_bias[..., start:stop, :n_keys] if position_bias is not None else None
+        if additive is not None:
+            block_mask = additive[..., start:stop, :n_keys]
+            bias = block_mask if bias is None else bias + block_mask
+        weights, slot = block_weights(
+            q[:, :, start:stop],
+            k[:, :, :n_keys],
+            scale,
+            allowed=mask[..., start:stop, :n_keys] if is_bool else None,
+            causal=start if mask is None and causal else None,
+            bias=bias,
+            softcap=softcap,
+            sink_logit=sinks,
+            scratch=scratch,
+        )
+        record.add_weights(layer, weights, start, slot=slot)
+
+
+def register() -> None:
+    """Register the `sinklab` attention and mask functions with transformers (idempotent)."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    AttentionInterface.register(ATTN_NAME, sinklab_attention_forward)
+    # The same boolean masks SDPA gets (None where plain causal suffices), so SDPA runs exactly as usual.
+    AttentionMaskInterface.register(ATTN_NAME, sdpa_mask)
