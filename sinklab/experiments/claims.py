@@ -1388,3 +1388,9 @@ def runs_without_default_sink(claims: Iterable[Claim]) -> set[str]:
     """Runs (seeds aside) that some claim can judge even when the default has no sink; every other run is
     uninformative then (its claims are all "not at this scale" or "untested")."""
     return {"default"} | {r for c in claims if not c.needs_default_sink for r in c.runs}
+
+
+def runs_only_natural_claims_read(claims: Iterable[Claim]) -> set[str]:
+    """Runs (seeds aside) that no claim reads except claims about a natural first token."""
+    natural = {r for c in claims if c.natural_first_token for r in c.runs}
+    return natural - {r for c in claims if not c.natural_first_token for r in c.runs}

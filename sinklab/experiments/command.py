@@ -90,12 +90,17 @@ def run(args: argparse.Namespace) -> int:
 
     states = {s.name: run_state(args.out / "runs" / s.name) for s in specs}
     stale = stale_runs(specs, scale, args.out)
-    todo = [s.name for s in specs if states[s.name] != FINISHED]
+    untestable = set() if slurm or args.train_all else untestable_runs(specs, scale, suites)
+    for name in untestable:
+        if states[name] != FINISHED:
+            states[name] = "SKIP"
+    todo = [s.name for s in specs if states[s.name] not in (FINISHED, "SKIP")]
     # at once: the jobs Slurm may run together, or the local trainers
     jobs = (options.max_parallel or max(1, len(todo))) if options else (args.jobs or _default_jobs())
     estimate = estimate_seconds([s for s in specs if s.name in todo], scale, args.out, jobs)
     print(
-        f"{len(specs)} runs at scale {scale.name} ({scale.note}); {len(specs) - len(todo)} already finished."
+        f"{len(specs)} runs at scale {scale.name} ({scale.note}); "
+        f"{sum(st == FINISHED for st in states.values())} already finished."
     )
     for spec in specs:
         state = "STALE" if spec.name in stale else states[spec.name]
@@ -104,6 +109,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"estimated time: {estimate / 60:.0f} min with {jobs} parallel run(s)")
     else:
         print("estimated time: unknown until the first run logs its speed")
+    if untestable:
+        print(
+            f"SKIP: {len(untestable)} run(s) that only natural-first-token claims read; every sequence "
+            f"at scale {scale.name} starts with the same BOS, so those claims are untested here whatever "
+            "the runs show (--train-all: train them anyway)"
+        )
+        specs = [s for s in specs if s.name not in untestable]
     gated = set() if slurm or args.train_all else gated_runs(specs, scale, suites)
     if gated:
         print(
@@ -139,6 +151,19 @@ def run(args: argparse.Namespace) -> int:
         rest = [s for s in rest if s not in skipped]
     failed.update(run_sweep(rest, scale, args.out, jobs=jobs).failed)
     return _report(args.out, failed)
+
+
+def untestable_runs(specs: list[RunSpec], scale: Scale, suites: list[str]) -> set[str]:
+    """At a CPU scale whose sequences all start with the same BOS: the runs (seeds included) that only claims
+    about a natural first token read; those claims are untested there whatever the runs show."""
+    from sinklab.experiments.claims import PAPER_SCALES, runs_only_natural_claims_read
+    from sinklab.experiments.report import claims_for_sweep
+    from sinklab.experiments.suites import prepends_bos
+
+    if scale.name in PAPER_SCALES or not prepends_bos(scale):
+        return set()
+    only_natural = runs_only_natural_claims_read(claims_for_sweep({"suites": suites, "scale": scale.name}))
+    return {s.name for s in specs if run_name_and_seed(s.name)[0] in only_natural}
 
 
 def gated_runs(specs: list[RunSpec], scale: Scale, suites: list[str]) -> set[str]:

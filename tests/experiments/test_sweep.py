@@ -117,3 +117,16 @@ def test_sweep_json_keeps_earlier_suites_of_the_same_scale(tmp_path):
     assert second["suites"] == ["loss", "data"] and second["runs"] == ["default", "wd_0", "no_bos"]
     other_scale = merged_sweep(tmp_path, ["data"], "micro", "note", ["default"])
     assert other_scale["suites"] == ["data"] and other_scale["runs"] == ["default"]
+
+
+def test_runs_only_natural_claims_read_are_skipped_where_a_bos_starts_every_sequence():
+    from sinklab.experiments.command import untestable_runs
+
+    tiny = with_seeds(runs_for("architecture", SCALES["tiny"]), 3)
+    skipped = untestable_runs(tiny, SCALES["tiny"], ["architecture"])
+    assert {"pos_nope", "pos_nope-seed2", "post_ln-seed1"} <= skipped
+    # other claims read these
+    assert not {"default", "kv_bias_k", "sigmoid_nonorm", "kv_bias_k-seed1"} & skipped
+    nobos = runs_for("natural", SCALES["nobos"])
+    assert untestable_runs(nobos, SCALES["nobos"], ["natural"]) == set()  # no BOS: testable
+    assert untestable_runs(runs_for("architecture", SCALES["60m"]), SCALES["60m"], ["architecture"]) == set()
