@@ -15,6 +15,13 @@ thread, on the same random-initialised Llama and the same random token ids:
 
     python benchmarks/bench_measure.py                 # T sweep + the issue's target config
     python benchmarks/bench_measure.py --only target   # just the target config
+    python benchmarks/bench_measure.py --whole-process # `sinklab measure` as a whole process vs a plain one
+
+--whole-process times two whole processes, alternating, on the target config (12-layer d=256 8-head
+Llama, 8 x 1024 ids, batch 2, one thread): `plain`, a `python -c` that loads the model with transformers,
+reads the same ids file and runs model(ids) (full logits) in batches under no_grad, and `sinklab measure`
+with its default outputs (metrics.json, CSVs, PNG plots). Wall time and peak RSS (os.wait4) of each run,
+start-up, imports and writing included; min / median per side and the ratio of medians.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -188,6 +196,85 @@ def table(title: str, results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+# The reference process of --whole-process: what a user runs to push the same ids through the model.
+PLAIN_PROCESS = """
+import json, sys
+import torch
+torch.set_num_threads(1)
+from transformers import AutoModelForCausalLM
+model = AutoModelForCausalLM.from_pretrained(sys.argv[1]).eval()
+with open(sys.argv[2]) as f:
+    ids = torch.tensor([json.loads(line)["input_ids"] for line in f])
+batch = int(sys.argv[3])
+with torch.no_grad():
+    for s in range(0, ids.shape[0], batch):
+        model(ids[s : s + batch], use_cache=False)
+"""
+
+
+def timed_process(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(wall seconds, peak RSS in MB) of one whole process; its output is discarded, a failure raised."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    stderr = proc.stderr.read() if proc.stderr is not None else b""
+    _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage, not the running max of all children
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd[:4]} failed ({proc.returncode}): {stderr.decode()[-600:]}")
+    return wall, usage.ru_maxrss / 1024
+
+
+def whole_process(tmp: Path, repeats: int, vocab: int) -> str:
+    """`sinklab measure` vs a plain-forward process on the issue's target config, A B A B ..."""
+    import torch
+
+    samples, length, batch = 8, 1024, 2
+    model_dir, ids_file, out = tmp / "whole-model", tmp / "ids.jsonl", tmp / "whole-out"
+    make_model(model_dir, layers=12, hidden=256, heads=8, vocab=vocab)
+    gen = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, vocab, (samples, length), generator=gen)
+    ids_file.write_text("".join(json.dumps({"input_ids": row}) + "\n" for row in ids.tolist()))
+    commands = {
+        "plain forward": [sys.executable, "-c", PLAIN_PROCESS, str(model_dir), str(ids_file), str(batch)],
+        "sinklab measure": [
+            *(sys.executable, "-m", "sinklab.cli", "measure", "--model", str(model_dir)),
+            *("--input", f"ids:{ids_file}", "--length", str(length), "--samples", str(samples)),
+            *("--batch-size", str(batch), "--threads", "1", "--out", str(out)),
+        ],
+    }
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    for cmd in commands.values():  # warm-up: page cache, font cache; not counted
+        timed_process(cmd, env)
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
+    for _ in range(repeats):
+        for name, cmd in commands.items():
+            runs[name].append(timed_process(cmd, env))
+    lines = [
+        f"### whole process: 12-layer d=256 8-head Llama, {samples} x {length} ids, batch {batch}, "
+        f"one thread ({repeats} runs each, alternating)",
+        "",
+        "| process | wall min (s) | wall median (s) | peak RSS min (MB) | peak RSS median (MB) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, values in runs.items():
+        walls, rss = [v[0] for v in values], [v[1] for v in values]
+        lines.append(
+            f"| {name} | {min(walls):.2f} | {statistics.median(walls):.2f} | {min(rss):.0f} "
+            f"| {statistics.median(rss):.0f} |"
+        )
+    (plain, measured) = (runs[name] for name in commands)
+    pairs = [m[0] / p[0] for p, m in zip(plain, measured, strict=True)]
+    wall_ratio = statistics.median(v[0] for v in measured) / statistics.median(v[0] for v in plain)
+    rss_ratio = statistics.median(v[1] for v in measured) / statistics.median(v[1] for v in plain)
+    lines += [
+        "",
+        f"sinklab measure / plain: wall {wall_ratio:.2f}x (medians; run by run {min(pairs):.2f}-"
+        f"{max(pairs):.2f}x, median {statistics.median(pairs):.2f}x), peak RSS {rss_ratio:.2f}x",
+    ]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -202,10 +289,18 @@ def main() -> None:
     parser.add_argument("--only", choices=["sweep", "target"], default=None)
     parser.add_argument("--lengths", type=int, nargs="+", default=[64, 1024, 4096])
     parser.add_argument("--target-heads", type=int, nargs="+", default=[4, 8])
+    parser.add_argument(
+        "--whole-process", action="store_true", help="sinklab measure vs a plain-forward process, whole"
+    )
+    parser.add_argument("--repeats", type=int, default=5, help="--whole-process runs of each (default 5)")
     args = parser.parse_args()
     if args.worker:
         args.method = args.worker
         worker(args)
+        return
+    if args.whole_process:
+        with tempfile.TemporaryDirectory() as tmp:
+            print(whole_process(Path(tmp), args.repeats, args.vocab), flush=True)
         return
     report = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +32,14 @@ from sinklab.measure.checks import (
 from sinklab.measure.config import MeasureConfig
 from sinklab.measure.inputs import check_spec, load_inputs
 from sinklab.measure.metrics import DEFAULT_EPS, proxy_normalize
+from sinklab.measure.observer import AttentionObserver
 from sinklab.measure.outputs import write_outputs
 from sinklab.measure.record import QUERY_BLOCK, AttentionRecord, RecordResult
 
-MAP_SAMPLES = 4  # samples in the second pass that recomputes the strongest head's full map
+MAP_SAMPLES = 4  # samples behind the strongest head's mean map (the first ones)
+# Positions the strongest head's map shows (queries and keys 1..64): a figure a few hundred pixels wide
+# cannot show more single keys, and the sink column of key 1 must stay visible.
+MAP_POSITIONS = 64
 
 
 @dataclass
@@ -65,13 +69,14 @@ class MeasureResult:
     notes: list[str] = field(default_factory=list)
     out: str | None = None
     written: list[str] = field(default_factory=list)  # files written to `out`
-    head_map: np.ndarray | None = field(default=None, repr=False)  # (T, T) mean map of the strongest head
+    # (P, P) mean map of the strongest head, first MAP_SAMPLES samples, positions 1..P (P = min(T, 64))
+    head_map: np.ndarray | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.pop("head_map")
-        d.pop("out")
-        d.pop("written")
+        # jsonable builds new lists and dicts, so the fields need no copy first (asdict's deep copy of
+        # alpha and the norm tables cost a quarter of a second at T = 1024).
+        skip = ("head_map", "out", "written")
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
         return jsonable({"schema": SCHEMA, **d})
 
 
@@ -92,8 +97,8 @@ def as_runner(model: Any, name: str = "", query_block: int = QUERY_BLOCK) -> Any
 
 
 def record_ids(
-    runner: Any, ids: torch.Tensor, record: AttentionRecord, batch_size: int, progress: bool = False
-) -> AttentionRecord:
+    runner: Any, ids: torch.Tensor, record: AttentionObserver, batch_size: int, progress: bool = False
+) -> AttentionObserver:
     """Feed `record` batch by batch; only one batch's activations exist at a time."""
     from tqdm.auto import tqdm
 
@@ -136,31 +141,43 @@ def measure_token_ids(
 
 
 def _record_result(
-    runner: Any, ids: torch.Tensor, batch_size: int, analyses: bool, query_block: int, progress: bool
+    runner: Any,
+    ids: torch.Tensor,
+    batch_size: int,
+    analyses: bool,
+    query_block: int,
+    progress: bool,
+    maps: HeadMapRecord | None = None,
 ) -> RecordResult:
+    """The record of one pass over ids; `maps`, if given, is fed in the same pass."""
     record = AttentionRecord(analyses=analyses, query_block=query_block)
-    return record_ids(runner, ids, record, batch_size, progress).result()
+    record_ids(runner, ids, record if maps is None else BothObservers(record, maps), batch_size, progress)
+    return record.result()
 
 
 @dataclass
 class HeadMapRecord:
-    """An AttentionObserver that keeps the mean full (T, T) map of one (layer, head) and nothing else: the
-    second, small pass behind the strongest-head figure."""
+    """An AttentionObserver that keeps the mean map of every (layer, head) over the first `samples` samples
+    and the first `positions` positions (queries and keys 1..P, P = min(T, positions)): the strongest-head
+    figure's data, fed in the measurement's own pass, so that figure needs no second forward.
 
-    layer: int = 0
-    head: int = 0
+    The P x P block is the top-left corner of the full (T, T) mean map, exact (causal queries 1..P see no
+    key past P). Memory: layers x heads x P x P float64 (3 MB for 12 x 8 heads at P = 64)."""
+
+    samples: int = MAP_SAMPLES
+    positions: int = MAP_POSITIONS
     query_block: int = QUERY_BLOCK
-    total: torch.Tensor | None = None
-    count: int = 0
+    totals: dict[int, torch.Tensor] = field(default_factory=dict)  # layer -> (H, P, P) sums over samples
+    count: int = 0  # samples recorded
     batch_shape: tuple[int, int] = (0, 0)
+    take: int = 0  # samples of the current batch that are recorded (the first ones)
 
     def wants_layer(self, layer: int) -> bool:
-        return layer == self.layer
+        return self.take > 0
 
     def start_batch(self, batch_size: int, seq_len: int) -> None:
         self.batch_shape = (batch_size, seq_len)
-        if self.total is None:
-            self.total = torch.zeros(seq_len, seq_len, dtype=torch.float64)
+        self.take = max(0, min(batch_size, self.samples - self.count))
 
     def add_weights(
         self,
@@ -171,33 +188,83 @@ class HeadMapRecord:
         slot: torch.Tensor | None = None,
         normalized: bool = True,
     ) -> None:
-        if layer != self.layer or self.total is None:
+        p = min(self.positions, self.batch_shape[1])
+        stop = min(query_start + weights.shape[2], p)
+        if self.take <= 0 or query_start >= p:
             return
-        w = weights[:, self.head].float()
+        # A causal block may hand over only the keys it can see (shape[-1] <= T); the rest stay zero.
+        w = weights[: self.take, :, : stop - query_start, :p].float()
         if not normalized:
-            w = proxy_normalize(w, slot[:, self.head].float() if slot is not None else None)
-        # A causal block may hand over only the keys it can see (w.shape[-1] <= T); the rest stay zero.
-        self.total[query_start : query_start + w.shape[1], : w.shape[-1]] += w.sum(0).double().cpu()
+            part = slot[: self.take, :, : stop - query_start].float() if slot is not None else None
+            w = proxy_normalize(weights[: self.take, :, : stop - query_start].float(), part)[..., :p]
+        total = self.totals.get(layer)
+        if total is None:
+            total = self.totals[layer] = torch.zeros(w.shape[1], p, p, dtype=torch.float64)
+        total[:, query_start:stop, : w.shape[-1]] += w.sum(0).double().cpu()
 
-    def add_qkv(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
-        return None  # the map needs the weights only
+    def add_qkv(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor | None) -> None:
+        return None  # the maps need the weights only
 
     def add_hidden(self, index: int, hidden: torch.Tensor) -> None:
         return None
 
     def end_batch(self) -> None:
-        self.count += self.batch_shape[0]
+        self.count += self.take
+        self.take = 0
 
-    def mean_map(self) -> np.ndarray:
-        if self.total is None or not self.count:
-            raise RuntimeError("no attention map was recorded")
-        return (self.total / self.count).numpy()
+    def mean_map(self, layer: int, head: int) -> np.ndarray:
+        """(P, P) mean map of one head; zero above the diagonal."""
+        if layer not in self.totals or not self.count:
+            raise RuntimeError(f"no attention map of layer {layer} was recorded")
+        return (self.totals[layer][head] / self.count).numpy()
 
 
-def strongest_head_map(runner: Any, ids: torch.Tensor, layer: int, head: int, batch_size: int) -> np.ndarray:
-    record = HeadMapRecord(layer=layer, head=head)
-    record_ids(runner, ids, record, batch_size)
-    return record.mean_map()
+@dataclass
+class BothObservers:
+    """Feeds two observers from one forward pass: the first one's query blocks, the union of their layers."""
+
+    first: AttentionObserver
+    second: AttentionObserver
+
+    @property
+    def query_block(self) -> int:
+        return self.first.query_block
+
+    @property
+    def batch_shape(self) -> tuple[int, int]:
+        return self.first.batch_shape
+
+    def start_batch(self, batch_size: int, seq_len: int) -> None:
+        self.first.start_batch(batch_size, seq_len)
+        self.second.start_batch(batch_size, seq_len)
+
+    def wants_layer(self, layer: int) -> bool:
+        return self.first.wants_layer(layer) or self.second.wants_layer(layer)
+
+    def add_weights(
+        self,
+        layer: int,
+        weights: torch.Tensor,
+        query_start: int = 0,
+        *,
+        slot: torch.Tensor | None = None,
+        normalized: bool = True,
+    ) -> None:
+        for observer in (self.first, self.second):
+            if observer.wants_layer(layer):
+                observer.add_weights(layer, weights, query_start, slot=slot, normalized=normalized)
+
+    def add_qkv(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor | None) -> None:
+        self.first.add_qkv(layer, q, k, v)
+        self.second.add_qkv(layer, q, k, v)
+
+    def add_hidden(self, index: int, hidden: torch.Tensor) -> None:
+        self.first.add_hidden(index, hidden)
+        self.second.add_hidden(index, hidden)
+
+    def end_batch(self) -> None:
+        self.first.end_batch()
+        self.second.end_batch()
 
 
 # ---- loading any model --------------------------------------------------------------------------
@@ -487,11 +554,11 @@ def _measure(model: str | nn.Module, input: str, cfg: MeasureConfig, analyses: b
     runner = loaded.runner
     inputs = inputs_for(input, loaded, cfg)
     eps, batch_size = cfg.eps_list, cfg.batch_size
-    result = _record_result(runner, inputs.ids, batch_size, analyses, cfg.query_block, cfg.progress)
+    maps = HeadMapRecord()
+    result = _record_result(runner, inputs.ids, batch_size, analyses, cfg.query_block, cfg.progress, maps)
     metrics = build_metrics(result, eps)
     alpha_first = result.alpha[..., 0].mean(axis=0)  # (L, H)
     layer, head = (int(i) for i in np.unravel_index(int(np.argmax(alpha_first)), alpha_first.shape))
-    head_map = strongest_head_map(runner, inputs.ids[:MAP_SAMPLES], layer, head, batch_size)
     param = next(runner.model.parameters())
     return MeasureResult(
         model=loaded.name,
@@ -520,5 +587,5 @@ def _measure(model: str | nn.Module, input: str, cfg: MeasureConfig, analyses: b
         raw=jsonable(metrics.get("raw")),
         slot=jsonable(metrics.get("slot")),
         notes=loaded.notes + inputs.notes,
-        head_map=head_map,
+        head_map=maps.mean_map(layer, head),
     )
