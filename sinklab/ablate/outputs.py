@@ -6,21 +6,17 @@ Everything is rendered in memory, then each file replaces its old version in one
 
 from __future__ import annotations
 
-import base64
 import csv
 import io
-import itertools
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from sinklab.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from sinklab.plots import ablation_deltas, png_bytes, png_data_uri, window_losses
+from sinklab.reports import render
 
 BAR_FIGURE = "delta_loss.png"
 WINDOW_FIGURE = "window_loss.png"
-MAX_CURVE_POINTS = 256  # longer inputs are averaged into this many position bins in the figure
-SYMLOG_ABOVE = 0.5  # nats: past this, the bar chart switches to a symmetric log axis
 
 
 def _csv(rows: list[list[Any]]) -> str:
@@ -97,10 +93,15 @@ def write_outputs(result: Any, out: Path, plots: bool = True) -> list[Path]:
     ]
     figures: dict[str, bytes] = {}
     if plots:
-        figures[BAR_FIGURE] = delta_figure(result)
-        window = window_figure(result)
-        if window is not None:
-            figures[WINDOW_FIGURE] = window
+        title = (
+            f"{_short(result.model)}: unablated loss {result.baseline.loss:.3f}, {result.samples} samples of "
+            f"{result.length} tokens"
+        )
+        figures[BAR_FIGURE] = png_bytes(ablation_deltas(result.rows, title))
+        windowed = [r for r in result.rows if r.ablation in ("window", "window+sinks") and r.status == "ok"]
+        if windowed:
+            window = windowed[0].params["window"]
+            figures[WINDOW_FIGURE] = png_bytes(window_losses(result.baseline, windowed, window))
         files += list(figures.items())
     files.append(("report.html", report_html(result, figures)))
     written = []
@@ -111,162 +112,18 @@ def write_outputs(result: Any, out: Path, plots: bool = True) -> list[Path]:
     return written
 
 
-# ---- figures -------------------------------------------------------------------------------------------
-def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _png(fig: Any) -> bytes:
-    plt = _plt()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def _colour(row: Any) -> str:
-    """Red: the loss rises (interval above 0); green: it falls; grey: the interval spans 0 or skipped."""
-    d = row.delta
-    if d is None or d.low is None:
-        return "#8c959f"
-    return "#cf222e" if d.low > 0 else "#1a7f37" if d.high < 0 else "#8c959f"
-
-
-def delta_figure(result: Any) -> bytes:
-    """Horizontal bars: mean change of loss per ablation with its 95 % interval; skipped rows named."""
-    plt = _plt()
-    rows = result.rows
-    fig, ax = plt.subplots(figsize=(9, 0.45 * len(rows) + 1.6), layout="constrained")
-    y = np.arange(len(rows))[::-1]
-    means = [r.delta.mean if r.delta else 0.0 for r in rows]
-    lows = [r.delta.mean - r.delta.low if r.delta and r.delta.low is not None else 0.0 for r in rows]
-    highs = [r.delta.high - r.delta.mean if r.delta and r.delta.high is not None else 0.0 for r in rows]
-    colours = [_colour(r) for r in rows]
-    ax.barh(y, means, xerr=[lows, highs], color=colours, alpha=0.85, capsize=3, height=0.6)
-    ax.axvline(0, color="black", lw=0.8)
-    span = max([abs(m) + max(lo, hi) for m, lo, hi in zip(means, lows, highs, strict=True)] + [1e-3])
-    nonzero = [abs(m) for m in means if abs(m) > 0]
-    if span > SYMLOG_ABOVE and nonzero and min(nonzero) < span / 50:
-        # Effects from hundredths to whole nats: a linear axis would flatten the small ones to nothing.
-        ax.set_xscale("symlog", linthresh=0.01)
-    else:
-        from matplotlib.ticker import MaxNLocator
-
-        ax.xaxis.set_major_locator(MaxNLocator(6))
-    for yi, r in zip(y, rows, strict=True):
-        # The numbers in a column right of the axes, never over a bar or an interval.
-        d = r.delta
-        if r.status != "ok":
-            text = "skipped"
-        elif d is not None and d.low is not None:
-            text = f"{d.mean:+.3g} [{d.low:+.3g}, {d.high:+.3g}]"
-        else:
-            text = f"{d.mean:+.3g} (one sample: no interval)" if d is not None else ""
-        ax.annotate(
-            text, (1.02, yi), xycoords=("axes fraction", "data"), va="center", fontsize=8, color="#333"
-        )
-    ax.set_yticks(y, [r.label for r in rows])
-    ax.set_xlabel(
-        "Δ loss vs the unablated model (nats per token), 95 % interval over samples\n"
-        "red: the loss rises, green: it falls, grey: the interval spans 0"
-    )
-    ax.set_title(
-        f"{_short(result.model)}: unablated loss {result.baseline.loss:.3f}, {result.samples} samples of "
-        f"{result.length} tokens",
-        fontsize=10,
-    )
-    return _png(fig)
-
-
-def _binned(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(positions, values), averaged into at most MAX_CURVE_POINTS bins of consecutive positions."""
-    pos = np.arange(1, len(values) + 1, dtype=float)
-    if len(values) <= MAX_CURVE_POINTS:
-        return pos, values
-    edges = np.linspace(0, len(values), MAX_CURVE_POINTS + 1).astype(int)
-    return (
-        np.array([pos[a:b].mean() for a, b in itertools.pairwise(edges)]),
-        np.array([values[a:b].mean() for a, b in itertools.pairwise(edges)]),
-    )
-
-
-def window_figure(result: Any) -> bytes | None:
-    """Loss by position for the unablated model, the window and window+sinks, and the change against the
-    unablated model; a dashed line where the first token leaves the window."""
-    windowed = [r for r in result.rows if r.ablation in ("window", "window+sinks") and r.status == "ok"]
-    if not windowed:
-        return None
-    plt = _plt()
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7.5, 6), sharex=True, layout="constrained")
-    w = windowed[0].params["window"]
-    cmap = plt.get_cmap("viridis")
-    styles = {"none": ("black", 2.0)}
-    for i, r in enumerate(windowed):
-        styles[r.label] = (
-            ("#cf222e", 1.4) if r.ablation == "window" else (cmap(0.25 + 0.5 * i / len(windowed)), 1.4)
-        )
-    short = len(result.baseline.loss_by_position) <= MAX_CURVE_POINTS
-    for r in [result.baseline, *windowed]:
-        colour, lw = styles[r.label]
-        pos, mean = _binned(np.asarray(r.loss_by_position, dtype=float))
-        top.plot(pos, mean, color=colour, lw=lw, label=r.label)
-        if r.label == "none" and short and r.loss_by_position_ci[0][0] is not None:
-            # Only the reference's band: the others' would cover it; their spread is in the lower panel.
-            ci = np.asarray(r.loss_by_position_ci, dtype=float)
-            top.fill_between(pos, ci[:, 0], ci[:, 1], color="black", alpha=0.1, lw=0)
-        if r.label != "none":
-            pos, delta = _binned(np.asarray(r.delta_by_position, dtype=float))
-            bottom.plot(pos, delta, color=colour, lw=lw, label=r.label)
-            if short and r.delta_by_position_ci and r.delta_by_position_ci[0][0] is not None:
-                ci = np.asarray(r.delta_by_position_ci, dtype=float)
-                bottom.fill_between(pos, ci[:, 0], ci[:, 1], color=colour, alpha=0.12, lw=0)
-    for ax in (top, bottom):
-        ax.axvline(w + 0.5, color="#666", ls="--", lw=0.9)
-    bottom.axhline(0, color="black", lw=0.8)
-    top.set_ylabel("loss (nats; grey: 95 %\ninterval of the unablated)")
-    top.set_title(
-        f"window W = {w}: query p sees keys p-W+1..p; key 1 leaves the window after p = {w} (dashed)",
-        fontsize=10,
-    )
-    top.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-    bottom.set_ylabel("Δ loss vs unablated\n(bands: 95 % interval)")
-    bottom.set_xlabel("query position p (predicting token p+1; from 1)")
-    if len(windowed[0].loss_by_position) > MAX_CURVE_POINTS:
-        bottom.annotate(
-            f"positions averaged in {MAX_CURVE_POINTS} bins",
-            (0.01, 0.02),
-            xycoords="axes fraction",
-            fontsize=7,
-        )
-    return _png(fig)
-
-
 def _short(name: str) -> str:
     return name if len(name) <= 48 else "…" + name[-47:]
 
 
 # ---- the HTML page -------------------------------------------------------------------------------------
 def report_html(result: Any, figures: dict[str, bytes]) -> str:
-    import jinja2
-
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("sinklab.ablate", "templates"),
-        autoescape=jinja2.select_autoescape(["html", "j2"]),
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    images = {
-        name: "data:image/png;base64," + base64.b64encode(data).decode() for name, data in figures.items()
-    }
-    eps = f"{result.epsilon:g}"
-    return env.get_template("report.html.j2").render(
+    images = {name: png_data_uri(data) for name, data in figures.items()}
+    return render(
+        "sinklab.ablate",
+        "report.html.j2",
         r=result,
-        eps=eps,
+        eps=f"{result.epsilon:g}",
         rows=[result.baseline, *result.rows],
         bar=images.get(BAR_FIGURE),
         window=images.get(WINDOW_FIGURE),

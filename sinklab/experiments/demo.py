@@ -8,7 +8,6 @@ sigmoid attention without normalisation, at a similar loss, does not.
 from __future__ import annotations
 
 import argparse
-import html
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,11 +15,12 @@ from typing import Any
 
 import numpy as np
 
+from sinklab import plots
 from sinklab.errors import SinklabError
-from sinklab.experiments import plots
 from sinklab.experiments.claims import RunResult
 from sinklab.experiments.suites import RunSpec, Scale, scale_config
 from sinklab.io import atomic_write_json, atomic_write_text
+from sinklab.reports import render
 
 PRESET = "demo"
 SOFTMAX = RunSpec("softmax", (), "softmax attention (the default)")
@@ -203,160 +203,122 @@ def write_demo_report(out: Path) -> DemoSummary:
     summary.mask_sink = {n: mask_sink_effect(out / "runs" / n) for n in runs}
     summary.mask_sink_text = mask_sink_line(summary.mask_sink)
     figures = out / "figures"
+    images: list[tuple[str, Path]] = []  # (caption, PNG file)
+
+    def add(caption: str, fig: Any, name: str) -> None:
+        images.append((caption, plots.save_png(fig, figures / name)))
+
     histories = {n: r.history for n, r in runs.items()}
-    images: list[tuple[str, Path]] = []
-    images.append(
-        (
-            "Sink_1 during training at ε = 0.1 / 0.2 / 0.3",
-            _eps_curves(histories, figures / "sink1_by_eps.png"),
-        )
+    add(
+        "Sink_1 during training at ε = 0.1 / 0.2 / 0.3",
+        plots.eps_curves(_eps_series(histories)),
+        "sink1_by_eps.png",
     )
-    images.append(
-        (
-            "Mean first-token attention α_1",
-            plots.curves(
-                histories,
-                lambda h: h.get("mean_first_alpha"),
-                "mean α_1",
-                "mean first-token attention",
-                figures / "mean_first_alpha.png",
-            ),
-        )
+    add(
+        "Mean first-token attention α_1",
+        plots.curves(
+            histories, lambda h: h.get("mean_first_alpha"), "mean α_1", "mean first-token attention"
+        ),
+        "mean_first_alpha.png",
     )
-    images.append(
-        (
-            "Validation loss",
-            plots.curves(
-                histories,
-                lambda h: h.get("val_loss"),
-                "validation loss (nats)",
-                "validation loss",
-                figures / "val_loss.png",
-            ),
-        )
+    add(
+        "Validation loss",
+        plots.curves(histories, lambda h: h.get("val_loss"), "validation loss (nats)", "validation loss"),
+        "val_loss.png",
     )
-    images.append(
-        ("Sink_1 per layer during training", _layer_curves(histories, figures / "sink1_by_layer.png"))
+    add(
+        "Sink_1 per layer during training", plots.layer_curves(_layer_series(histories)), "sink1_by_layer.png"
     )
     for name in runs:
         alpha = np.asarray(metrics[name]["alpha"])[:, :, 0]
-        images.append(
-            (
-                f"{name}: first-token α_1 by layer × head",
-                plots.heatmap(alpha, f"{name}: α_1 (layer × head)", figures / f"alpha1_{name}.png"),
-            )
-        )
+        heatmap = plots.alpha_heatmap(alpha, f"{name}: α_1 (layer × head)", annotate=True)
+        add(f"{name}: first-token α_1 by layer × head", heatmap, f"alpha1_{name}.png")
     for name in runs:
-        image = _attention_map(out / "runs" / name, figures / f"attention_map_{name}.png", name)
-        if image is not None:
-            images.append((f"{name}: mean attention map of its strongest first-token head", image))
+        head_map = _attention_map(out / "runs" / name, name)
+        if head_map is not None:
+            add(
+                f"{name}: mean attention map of its strongest first-token head",
+                head_map,
+                f"attention_map_{name}.png",
+            )
     atomic_write_json(out / "summary.json", summary.__dict__)
-    atomic_write_text(out / "report.md", _markdown(summary, runs, images, out))
-    atomic_write_text(out / "report.html", _html(summary, runs, images))
+    markdown, page = report_texts(summary, runs, images, out)
+    atomic_write_text(out / "report.md", markdown)
+    atomic_write_text(out / "report.html", page)
     return summary
 
 
-def _eps_curves(histories: dict[str, list[dict[str, Any]]], path: Path) -> Path:
-    plt = plots._plt()
-    fig, ax = plt.subplots(figsize=(6, 3.4))
-    styles = {"0.1": ":", "0.2": "--", "0.3": "-"}
-    for colour, (name, history) in zip(("C0", "C3"), histories.items(), strict=False):
-        for eps, style in styles.items():
-            points = [(h["step"], v) for h in history if (v := _eps_value(h, eps)) is not None]
-            if points:
-                xs, ys = zip(*points, strict=True)
-                ax.plot(xs, ys, style, color=colour, label=f"{name}, ε = {eps}")
-    ax.set(xlabel="step", ylabel="Sink_1 (%)", title="first-token sink during training")
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    return plots.save_png(fig, path)
+def _eps_series(
+    histories: dict[str, list[dict[str, Any]]],
+) -> dict[str, dict[str, list[tuple[float, float]]]]:
+    """Per run and ε: [(step, Sink_1 %), ...] over the log lines that have it."""
+    return {
+        name: {
+            eps: [(h["step"], v) for h in history if (v := _eps_value(h, eps)) is not None]
+            for eps in EPS_CURVES
+        }
+        for name, history in histories.items()
+    }
 
 
-def _layer_curves(histories: dict[str, list[dict[str, Any]]], path: Path) -> Path:
-    plt = plots._plt()
-    fig, axes = plt.subplots(1, len(histories), figsize=(5 * len(histories), 3.2), sharey=True, squeeze=False)
-    for ax, (name, history) in zip(axes[0], histories.items(), strict=True):
+def _layer_series(
+    histories: dict[str, list[dict[str, Any]]],
+) -> dict[str, tuple[list[float], list[list[float]]]]:
+    """Per run: (steps, [per layer: Sink_1 % at those steps])."""
+    series = {}
+    for name, history in histories.items():
         layers = len(history[-1].get("sink_percent_by_layer", []))
-        for layer in range(layers):
-            ax.plot(
-                [h["step"] for h in history],
-                [h["sink_percent_by_layer"][layer][0] for h in history],
-                label=f"layer {layer + 1}",
-            )
-        ax.set(xlabel="step", ylabel="Sink_1 (%)", title=name, ylim=(0, 100))
-        ax.legend(fontsize=7)
-        ax.grid(alpha=0.3)
-    return plots.save_png(fig, path)
+        by_layer = [[h["sink_percent_by_layer"][layer][0] for h in history] for layer in range(layers)]
+        series[name] = ([h["step"] for h in history], by_layer)
+    return series
 
 
-def _attention_map(run_dir: Path, path: Path, name: str) -> Path | None:
-    """The strongest first-token head's mean map, recomputed on a few evaluation sequences."""
+def _attention_map(run_dir: Path, name: str) -> Any:
+    """The strongest first-token head's mean map, recomputed on a few evaluation sequences (None: no map)."""
     from sinklab.measure.api import measure
+    from sinklab.measure.outputs import head_map_title
 
     eval_set = run_dir / "eval_set.jsonl"
     length = len(json.loads(eval_set.read_text().splitlines()[0])["input_ids"])
     result = measure(str(run_dir), f"ids:{eval_set}", length=length, samples=8, plots=False, analyses=False)
     if result.head_map is None or result.strongest_head is None:
         return None
-    sh = result.strongest_head
-    return plots.attention_map(
-        np.asarray(result.head_map), f"{name}: layer {sh['layer'] + 1}, head {sh['head'] + 1}", path
-    )
+    return plots.attention_map(np.asarray(result.head_map), head_map_title(result, name))
 
 
 _ABLATE_HOW = "sinklab ablate on each run's evaluation sequences, paired with the unablated loss"
 
 
-def _markdown(
+def report_texts(
     summary: DemoSummary, runs: dict[str, RunResult], images: list[tuple[str, Path]], out: Path
-) -> str:
-    lines = [
-        "# sinklab demo: softmax vs sigmoid attention",
-        "",
-        "```",
-        summary.verdict_text,
-        "```",
-        "",
-        "| model | Sink_1 (ε 0.3) | Sink_1 per layer | validation loss |",
-        "|---|---|---|---|",
-    ]
-    for name, r in runs.items():
-        per_layer = " / ".join(f"{row[0]:.1f}" for row in r.sink_by_layer)
-        lines.append(f"| {name} | {r.sink(1):.2f} | {per_layer} | {r.val_loss:.3f} |")
-    if summary.sigmoid_sink_raw is not None:
-        lines.append(f"\nSigmoid on raw (unnormalised) weights: Sink_1 = {summary.sigmoid_sink_raw:.2f}%.")
-    if summary.mask_sink_text:
-        lines.append(f"\nAblation ({_ABLATE_HOW}): {summary.mask_sink_text}.")
-    lines.append("")
-    lines += [f"![{title}]({path.relative_to(out)})" for title, path in images]
-    return "\n".join(lines) + "\n"
-
-
-def _html(summary: DemoSummary, runs: dict[str, RunResult], images: list[tuple[str, Path]]) -> str:
-    rows = "".join(
-        f"<tr><td>{n}</td><td>{r.sink(1):.2f}</td>"
-        f"<td>{' / '.join(f'{row[0]:.1f}' for row in r.sink_by_layer)}</td><td>{r.val_loss:.3f}</td></tr>"
-        for n, r in runs.items()
+) -> tuple[str, str]:
+    """report.md (figures linked relative to OUT) and report.html (figures embedded), from one set of values
+    through templates/demo.md.j2 and demo.html.j2."""
+    context = {
+        "summary": summary,
+        "rows": [
+            {
+                "name": name,
+                "sink_1": f"{r.sink(1):.2f}",
+                "per_layer": " / ".join(f"{row[0]:.1f}" for row in r.sink_by_layer),
+                "loss": f"{r.val_loss:.3f}",
+            }
+            for name, r in runs.items()
+        ],
+        "sigmoid_raw": None if summary.sigmoid_sink_raw is None else f"{summary.sigmoid_sink_raw:.2f}",
+        "ablate_how": _ABLATE_HOW,
+        "colour": "#1a7f37" if summary.shows_claim else "#9a6700",
+    }
+    markdown = render(
+        "sinklab.experiments",
+        "demo.md.j2",
+        **context,
+        images=[(caption, path.relative_to(out).as_posix()) for caption, path in images],
     )
-    figs = "".join(
-        f"<figure><img src='{plots.png_data_uri(p)}'><figcaption>{html.escape(t)}</figcaption></figure>"
-        for t, p in images
+    page = render(
+        "sinklab.experiments",
+        "demo.html.j2",
+        **context,
+        images=[(caption, plots.png_data_uri(path)) for caption, path in images],
     )
-    colour = "#1a7f37" if summary.shows_claim else "#9a6700"
-    ablation = (
-        f"<p>Ablation ({html.escape(_ABLATE_HOW)}): {html.escape(summary.mask_sink_text)}.</p>"
-        if summary.mask_sink_text
-        else ""
-    )
-    return f"""<!doctype html><meta charset="utf-8"><title>sinklab demo</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto}}
-table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px}}
-figure{{display:inline-block;margin:8px;vertical-align:top}}img{{max-width:520px}}
-pre{{background:#f6f8fa;padding:1em;border-left:4px solid {colour}}}</style>
-<h1>sinklab demo: softmax vs sigmoid attention</h1>
-<pre>{html.escape(summary.verdict_text)}</pre>
-<table><tr><th>model</th><th>Sink_1 (ε 0.3, %)</th><th>Sink_1 per layer</th><th>validation loss</th></tr>
-{rows}</table>
-{ablation}
-{figs}
-"""
+    return markdown, page

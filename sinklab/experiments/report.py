@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sinklab import plots
 from sinklab.errors import SinklabError
-from sinklab.experiments import plots
 from sinklab.experiments.claims import (
     LAST_EVALS,
     NOT_COVERED,
@@ -33,6 +33,7 @@ from sinklab.experiments.claims import (
     val_loss,
 )
 from sinklab.io import atomic_write_json, atomic_write_text
+from sinklab.reports import render
 
 VERDICT_COLOURS = {
     "reproduced": "#1a7f37",
@@ -131,14 +132,14 @@ def _claim_figure(claim: Claim, results: Results, folder: Path) -> Path | None:
             n: v or [x for r in results[n].seeds if (x := sink_k(1)(r)) is not None]
             for n, v in values.items()
         }
-    return plots.claim_figure(
+    fig = plots.claim_figure(
         values,
         _curves(results, names),
         label,
         f"{claim.text}\npaper: {claim.paper}",
-        folder / f"claim_{claim.id}.png",
         paper=dict(claim.paper_values),
     )
+    return plots.save_png(fig, folder / f"claim_{claim.id}.png")
 
 
 def _length_figure(claim: Claim, default: Run, folder: Path) -> Path | None:
@@ -150,7 +151,7 @@ def _length_figure(claim: Claim, default: Run, folder: Path) -> Path | None:
         for e in measured[0]["eps"]
     }
     title = f"{claim.text}\npaper: {claim.paper}"
-    return plots.length_curves(by_eps, title, folder / f"claim_{claim.id}.png")
+    return plots.save_png(plots.length_curves(by_eps, title), folder / f"claim_{claim.id}.png")
 
 
 def measure_default_lengths(out: Path) -> None:
@@ -211,17 +212,19 @@ def write_report(out: Path) -> tuple[Path, Path, list[tuple[Claim, Finding]]]:
         "rule": rule_text(),
         "seeds": sorted({len(r.seeds) for r in results.values()}),
     }
-    md = _render(
+    md = render(
+        "sinklab.experiments",
         "report.md.j2",
-        context,
+        **context,
         images=_relative(images, out),
         overview=_rel(overview, out),
         onset_figure=_rel(onset_figure, out),
     )
     md_path = atomic_write_text(out / "report.md", md)
-    page = _render(
+    page = render(
+        "sinklab.experiments",
         "report.html.j2",
-        context,
+        **context,
         images={k: plots.png_data_uri(p) for k, p in images.items() if p},
         overview=plots.png_data_uri(overview) if overview else None,
         onset_figure=plots.png_data_uri(onset_figure) if onset_figure else None,
@@ -270,7 +273,7 @@ def _overview(results: Results, claims: list[Claim], rule: Rule, figures: Path) 
     if not panels:
         return None
     onset = float(rule.onset[0]) if rule.onset else None
-    return plots.suite_curves(panels, figures / "sink1_curves.png", onset=onset)
+    return plots.save_png(plots.suite_curves(panels, onset=onset), figures / "sink1_curves.png")
 
 
 def _onset_figure(results: Results, rule: Rule, sweep: dict[str, Any], figures: Path) -> Path | None:
@@ -290,7 +293,7 @@ def _onset_figure(results: Results, rule: Rule, sweep: dict[str, Any], figures: 
     if not seeds:
         return None
     title = f"default run at scale {sweep['scale']}: Sink_1 during training ({len(seeds)} seed(s))"
-    return plots.onset_curve(seeds, title, figures / "default_onset.png", rule.onset)
+    return plots.save_png(plots.onset_curve(seeds, title, rule.onset), figures / "default_onset.png")
 
 
 def _relative(images: dict[str, Path | None], out: Path) -> dict[str, str]:
@@ -299,19 +302,6 @@ def _relative(images: dict[str, Path | None], out: Path) -> dict[str, str]:
 
 def _rel(path: Path | None, out: Path) -> str | None:
     return str(path.relative_to(out)) if path else None
-
-
-def _render(template: str, context: dict[str, Any], **extra: Any) -> str:
-    import jinja2
-
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("sinklab.experiments", "templates"),
-        autoescape=jinja2.select_autoescape(["html"]),
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-    return env.get_template(template).render(**context, **extra)
 
 
 def claim_table(findings: list[tuple[Claim, Finding]]) -> str:

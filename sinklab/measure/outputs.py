@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from sinklab.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from sinklab.plots import alpha_heatmap, attention_map, norm_panels, png_bytes, sink_by_position
 
 PLOT_POSITIONS = 16
 
@@ -57,110 +58,33 @@ def write_outputs(result: Any, out: Path, plots: bool = True) -> list[Path]:
     return written
 
 
-def _png(fig: Any) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    return buf.getvalue()
-
-
-def _figure(figsize: tuple[float, float]) -> Any:
-    """A figure with constrained layout, drawn by Agg: matplotlib.figure.Figure, not pyplot, so a run
-    neither imports pyplot nor switches the caller's backend (a notebook's stays as it was), and no figure
-    outlives its PNG. Constrained layout fits the labels in one draw (bbox_inches="tight" drew twice)."""
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=figsize, layout="constrained")
-
-
-def _log_axis_numbers(ax: Any) -> None:
-    """Plain numbers (0.6, 2, 40) on a log y axis instead of 6 x 10^-1: easier to read, and no mathtext to
-    typeset. Which ticks get a label is LogFormatter's choice (minor labels thin out over many decades)."""
-    from matplotlib.ticker import LogFormatter
-
-    class PlainLogFormatter(LogFormatter):
-        def __call__(self, x: float, pos: int | None = None) -> str:
-            return f"{x:g}" if super().__call__(x, pos) else ""
-
-    ax.yaxis.set_major_formatter(PlainLogFormatter())
-    ax.yaxis.set_minor_formatter(PlainLogFormatter(labelOnlyBase=False))
+def head_map_title(result: Any, name: str = "") -> str:
+    """The strongest head's map title: which head (from 0), which positions and how many samples."""
+    sh = result.strongest_head
+    n_pos = len(result.head_map)
+    return (
+        f"{name}{': ' if name else ''}mean map, layer {sh['layer']} head {sh['head']} (from 0)\n"
+        f"positions 1-{n_pos} of {result.length}, {sh['map_samples']} samples"
+    )
 
 
 def _plots(result: Any) -> list[tuple[str, bytes]]:
     """(file name, PNG bytes) of each plot; layers and heads count from 0, positions from 1."""
-    from matplotlib.collections import LineCollection
-    from matplotlib.ticker import MaxNLocator
-
-    paths = []
-    alpha = np.asarray(result.alpha)
-    fig = _figure((max(4, alpha.shape[1] * 0.4 + 2), max(3, alpha.shape[0] * 0.3 + 1.5)))
-    ax = fig.subplots()
-    im = ax.imshow(alpha[:, :, 0], aspect="auto", cmap="viridis", vmin=0, vmax=1)
-    ax.set(xlabel="head (from 0)", ylabel="layer (from 0)", title=r"first-token importance $\alpha_1$")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    fig.colorbar(im, ax=ax)
-    paths.append(("alpha_first_heatmap.png", _png(fig)))
-
+    figures = [("alpha_first_heatmap.png", alpha_heatmap(np.asarray(result.alpha)[:, :, 0]))]
     n = min(PLOT_POSITIONS, result.length)
-    fig = _figure((6, 3.2))
-    ax = fig.subplots()
-    keys = list(result.sink_percent_by_eps)
-    width = 0.8 / len(keys)
-    for i, e in enumerate(keys):
-        ax.bar(
-            np.arange(1, n + 1) + (i - (len(keys) - 1) / 2) * width,
-            result.sink_percent_by_eps[e][:n],
-            width=width,
-            label=f"ε = {e}",
-        )
-    ax.set(xlabel="key position k", ylabel=r"Sink$_k^\epsilon$ (%)", ylim=(0, 100), title="Sink by position")
-    ax.legend()
-    paths.append(("sink_positions.png", _png(fig)))
-
+    by_eps = {e: values[:n] for e, values in result.sink_percent_by_eps.items()}
+    figures.append(("sink_positions.png", sink_by_position(by_eps)))
     if result.head_map is not None and result.strongest_head is not None:
-        fig = _figure((4.5, 4.2))
-        ax = fig.subplots()
-        masked = np.ma.masked_where(np.triu(np.ones_like(result.head_map), 1) > 0, result.head_map)
-        n_pos = masked.shape[0]
-        extent = (0.5, n_pos + 0.5, n_pos + 0.5, 0.5)  # positions from 1
-        # nearest: each position a visible cell (smoothing would blur the one-key-wide sink column away).
-        im = ax.imshow(masked, cmap="magma", vmin=0, vmax=1, extent=extent, interpolation="nearest")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-        sh = result.strongest_head
-        ax.set(
-            xlabel="key position (from 1)",
-            ylabel="query position (from 1)",
-            title=f"mean map, layer {sh['layer']} head {sh['head']} (from 0)\n"
-            f"positions 1-{n_pos} of {result.length}, {sh['map_samples']} samples",
-        )
-        fig.colorbar(im, ax=ax, label="attention weight")
-        paths.append(("strongest_head_map.png", _png(fig)))
-
-    norm_tables = [(k, result.analyses.get(k)) for k in ("hidden_norm", "key_norm", "value_norm")]
-    norm_tables = [(k, np.asarray(t, dtype=float)) for k, t in norm_tables if t is not None]
-    if norm_tables:
-        fig = _figure((4.4 * len(norm_tables), 3.2))
-        axes = fig.subplots(1, len(norm_tables), squeeze=False)[0]
-        for ax, (name, table) in zip(axes, norm_tables, strict=True):
-            # One line per layer, coloured by depth (a colorbar, not a legend of a dozen entries): one
-            # LineCollection draws them all.
-            positions = np.arange(1, table.shape[1] + 1)
-            lines = LineCollection(
-                [np.column_stack([positions, row]) for row in table], cmap="viridis", linewidths=0.8
-            )
-            lines.set_array(np.arange(table.shape[0]))
-            ax.add_collection(lines)
-            ax.set(xlabel="position (from 1)", ylabel="ℓ2 norm", title=name.replace("_", " "), yscale="log")
-            ax.autoscale_view()
-            _log_axis_numbers(ax)
-            # hidden_norm row l is the state after l blocks (0: embeddings); key/value rows are layers from 0.
-            label = "after n blocks (0: embeddings)" if name == "hidden_norm" else "layer (from 0)"
-            bar = fig.colorbar(lines, ax=ax, label=label)
-            bar.locator = MaxNLocator(integer=True)
-            bar.update_ticks()
-        paths.append(("norms.png", _png(fig)))
-    return paths
+        head_map = attention_map(np.asarray(result.head_map), head_map_title(result))
+        figures.append(("strongest_head_map.png", head_map))
+    norms = {
+        name: np.asarray(table, dtype=float)
+        for name in ("hidden_norm", "key_norm", "value_norm")
+        if (table := result.analyses.get(name)) is not None
+    }
+    if norms:
+        figures.append(("norms.png", norm_panels(norms)))
+    return [(name, png_bytes(fig)) for name, fig in figures]
 
 
 def summary(result: Any) -> str:

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from sinklab.experiments.claims import RunResult
-from sinklab.experiments.demo import summarize
+from sinklab.experiments.demo import report_texts, summarize
 from sinklab.experiments.suites import MICRO
 
 
@@ -54,6 +54,38 @@ def test_verdict_logic():
     assert not summarize(run("softmax", 8.0, 3.0), run("sigmoid", 0.5, 3.2), None).shows_claim
     assert not summarize(run("softmax", 12.0, 3.0), run("sigmoid", 2.0, 3.2), None).shows_claim
     assert not summarize(run("softmax", 12.0, 3.0), run("sigmoid", 0.5, 3.5), None).shows_claim
+
+
+def test_report_texts_hold_the_table_the_ablation_line_and_every_figure(tmp_path):
+    """report.md and report.html through the demo templates, on hand-made results: the same lines as the
+    hand-built report had, figures linked (Markdown) or embedded (HTML), HTML escaped."""
+    runs = {
+        "softmax": RunResult("softmax", [34.75] + [0.0] * 63, 3.695, sink_by_layer=[[0.0], [69.5]]),
+        "sigmoid": RunResult("sigmoid", [0.0] * 64, 3.693, sink_by_layer=[[0.0], [0.0]]),
+    }
+    summary = summarize(runs["softmax"], runs["sigmoid"], 0.0)
+    summary.mask_sink_text = "masking the sink changes <the loss> & more"
+    images = []
+    for name, caption in (("sink1_by_eps", "Sink_1 during training at ε = 0.1 / 0.2 / 0.3"), ("x", "a < b")):
+        path = tmp_path / "figures" / f"{name}.png"
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(b"\x89PNG" + name.encode())
+        images.append((caption, path))
+    markdown, page = report_texts(summary, runs, images, tmp_path)
+    assert markdown.startswith("# sinklab demo: softmax vs sigmoid attention\n\n```\nsoftmax: Sink_1 = 34.8%")
+    assert "| model | Sink_1 (ε 0.3) | Sink_1 per layer | validation loss |\n|---|---|---|---|\n" in markdown
+    assert "| softmax | 34.75 | 0.0 / 69.5 | 3.695 |\n| sigmoid | 0.00 | 0.0 / 0.0 | 3.693 |\n" in markdown
+    assert "\n\nSigmoid on raw (unnormalised) weights: Sink_1 = 0.00%.\n" in markdown
+    assert "\n\nAblation (sinklab ablate on each run's evaluation sequences" in markdown
+    assert "masking the sink changes <the loss> & more.\n" in markdown
+    assert markdown.endswith(
+        "\n\n![Sink_1 during training at ε = 0.1 / 0.2 / 0.3](figures/sink1_by_eps.png)\n"
+        "![a < b](figures/x.png)\n"
+    )
+    assert page.count("data:image/png;base64,") == 2
+    assert "<td>softmax</td><td>34.75</td><td>0.0 / 69.5</td><td>3.695</td>" in page
+    assert "masking the sink changes &lt;the loss&gt; &amp; more." in page
+    assert "<figcaption>a &lt; b</figcaption>" in page and "border-left:4px solid #1a7f37" in page
 
 
 @pytest.mark.slow

@@ -1,0 +1,162 @@
+"""sinklab.plots: every figure draws on small inputs and is written as a PNG, atomically; nothing imports
+pyplot (a caller's backend stays as it was)."""
+
+from __future__ import annotations
+
+import base64
+import inspect
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from sinklab import plots
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+RNG = np.random.default_rng(0)
+
+
+def _delta(mean: float, low: float | None, high: float | None) -> SimpleNamespace:
+    return SimpleNamespace(mean=mean, low=low, high=high)
+
+
+def _ablation_row(label: str, ablation: str, delta: SimpleNamespace | None, status: str = "ok") -> Any:
+    n = 12
+    return SimpleNamespace(
+        label=label,
+        ablation=ablation,
+        status=status,
+        delta=delta,
+        params={"window": 4},
+        loss_by_position=list(3 + RNG.random(n)),
+        loss_by_position_ci=[[2.9, 4.1]] * n,
+        delta_by_position=list(RNG.random(n) - 0.5),
+        delta_by_position_ci=[[-0.6, 0.6]] * n,
+    )
+
+
+def _history(scale: float) -> list[dict[str, Any]]:
+    return [
+        {
+            "step": s,
+            "val_loss": 5 - s / 10,
+            "mean_first_alpha": scale * s / 10,
+            "sink_percent": [scale * s, 0.0],
+            "sink_percent_by_eps": {e: [scale * s * (1 + i)] for i, e in enumerate(("0.3", "0.2", "0.1"))},
+            "sink_percent_by_layer": [[0.0], [scale * s]],
+        }
+        for s in range(0, 10, 2)
+    ]
+
+
+SEEDS = [[(float(s), 10.0 * s + seed) for s in range(5)] for seed in range(3)]
+FIGURES: dict[str, Callable[[], Any]] = {
+    "alpha_heatmap": lambda: plots.alpha_heatmap(RNG.random((3, 4)), "α_1", annotate=True),
+    "attention_map": lambda: plots.attention_map(np.tril(RNG.random((6, 6))), "a map\nsecond line"),
+    "sink_by_position": lambda: plots.sink_by_position({"0.3": [50.0, 2.0, 1.0], "0.1": [80.0, 9.0, 3.0]}),
+    "norm_panels": lambda: plots.norm_panels(
+        {"hidden_norm": 1 + RNG.random((3, 8)) * 50, "key_norm": 1 + RNG.random((2, 8))}
+    ),
+    "curves": lambda: plots.curves(
+        {"softmax": _history(1.0), "sigmoid": _history(0.0)},
+        lambda h: h["val_loss"],
+        "validation loss (nats)",
+        "validation loss",
+        log_y=True,
+    ),
+    "eps_curves": lambda: plots.eps_curves(
+        {"softmax": {"0.1": [(0, 1.0), (2, 30.0)], "0.3": [(0, 0.0), (2, 20.0)]}, "sigmoid": {"0.3": []}}
+    ),
+    "layer_curves": lambda: plots.layer_curves(
+        {"softmax": ([0, 2, 4], [[0.0, 0.0, 0.0], [0.0, 30.0, 60.0]]), "sigmoid": ([0, 2], [[0.0, 0.0]])}
+    ),
+    "claim_figure": lambda: plots.claim_figure(
+        {"default": [20.0, 21.0, 19.0], "lr_x2": [35.0]},
+        {"default": SEEDS, "lr_x2": SEEDS[:1]},
+        "Sink_1 (%)",
+        "a claim\npaper: 20 %",
+        paper={"default": 25.0},
+    ),
+    "suite_curves": lambda: plots.suite_curves(
+        {"optimization": {"default": SEEDS, "lr_x2": SEEDS[:1]}, "data": {"default": SEEDS}}, onset=2.0
+    ),
+    "onset_curve": lambda: plots.onset_curve(
+        [[(float(s), 512.0 * s, 10.0 * s) for s in range(1, 6)]], "default run", (3, 1536)
+    ),
+    "length_curves": lambda: plots.length_curves(
+        {"0.3": [[(64.0, 50.0), (128.0, 40.0), (256.0, 30.0)]], "0.1": [[(64.0, 70.0), (128.0, 60.0)]]},
+        "Sink_1 falls with T",
+    ),
+    "ablation_deltas": lambda: plots.ablation_deltas(
+        [
+            _ablation_row("mask-sink", "mask-sink", _delta(0.8, 0.7, 0.9)),
+            _ablation_row("swap-first", "swap-first", _delta(-0.002, -0.004, -0.001)),
+            _ablation_row("one sample", "swap-first", _delta(0.01, None, None)),
+            _ablation_row("massive-zero", "massive-zero", None, status="skipped"),
+        ],
+        "tiny model: unablated loss 3.100, 3 samples of 12 tokens",
+    ),
+    "window_losses": lambda: plots.window_losses(
+        _ablation_row("none", "none", None),
+        [
+            _ablation_row("window", "window", _delta(0.5, 0.4, 0.6)),
+            _ablation_row("window+sinks S=1", "window+sinks", _delta(0.1, 0.0, 0.2)),
+        ],
+        4,
+    ),
+}
+
+
+def test_every_figure_function_is_drawn_here() -> None:
+    """A new figure function in sinklab.plots is tested by adding it to FIGURES (this test says so)."""
+    drawn = {
+        name
+        for name, fn in inspect.getmembers(plots, inspect.isfunction)
+        if fn.__module__ == plots.__name__
+        and not name.startswith("_")
+        and name != "figure"
+        and inspect.signature(fn).return_annotation == "Figure"
+    }
+    assert drawn == set(FIGURES)
+
+
+@pytest.mark.parametrize("name", sorted(FIGURES))
+def test_figure_is_written_as_png(name: str, tmp_path: Path) -> None:
+    path = plots.save_png(FIGURES[name](), tmp_path / "sub" / f"{name}.png")
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE and len(data) > 2000
+    assert [p.name for p in path.parent.iterdir()] == [f"{name}.png"]  # no temporary file left behind
+
+
+def test_png_bytes_and_data_uri(tmp_path: Path) -> None:
+    data = plots.png_bytes(FIGURES["sink_by_position"]())
+    assert data[:8] == PNG_SIGNATURE
+    path = tmp_path / "f.png"
+    path.write_bytes(data)
+    uri = plots.png_data_uri(path)
+    assert uri == plots.png_data_uri(data)
+    assert base64.b64decode(uri.removeprefix("data:image/png;base64,")) == data
+
+
+def test_no_pyplot_import(tmp_path: Path) -> None:
+    """Drawing and saving a figure, through every module that draws, leaves pyplot unimported."""
+    code = f"""
+import sys
+from pathlib import Path
+import numpy as np
+import sinklab.ablate.outputs, sinklab.experiments.demo, sinklab.experiments.report, sinklab.measure.outputs
+from sinklab import plots
+plots.save_png(plots.alpha_heatmap(np.full((2, 3), 0.5), annotate=True), Path({str(tmp_path)!r}) / "a.png")
+plots.png_bytes(plots.attention_map(np.tril(np.ones((4, 4))) / 4, "map"))
+assert "matplotlib" in sys.modules
+print("pyplot" if "matplotlib.pyplot" in sys.modules else "no pyplot")
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "no pyplot"
+    assert (tmp_path / "a.png").read_bytes()[:8] == PNG_SIGNATURE
