@@ -32,7 +32,7 @@ from sinklab.measure.checks import (
 from sinklab.measure.config import MeasureConfig
 from sinklab.measure.inputs import check_spec, load_inputs
 from sinklab.measure.metrics import DEFAULT_EPS, proxy_normalize
-from sinklab.measure.observer import AttentionObserver
+from sinklab.measure.observer import AttentionObserver, ModelRunner
 from sinklab.measure.outputs import write_outputs
 from sinklab.measure.record import QUERY_BLOCK, AttentionRecord, RecordResult
 
@@ -97,7 +97,7 @@ def as_runner(model: Any, name: str = "", query_block: int = QUERY_BLOCK) -> Any
 
 
 def record_ids(
-    runner: Any, ids: torch.Tensor, record: AttentionObserver, batch_size: int, progress: bool = False
+    runner: ModelRunner, ids: torch.Tensor, record: AttentionObserver, batch_size: int, progress: bool = False
 ) -> AttentionObserver:
     """Feed `record` batch by batch; only one batch's activations exist at a time."""
     from tqdm.auto import tqdm
@@ -141,7 +141,7 @@ def measure_token_ids(
 
 
 def _record_result(
-    runner: Any,
+    runner: ModelRunner,
     ids: torch.Tensor,
     batch_size: int,
     analyses: bool,
@@ -286,7 +286,7 @@ TOKENIZER_ERRORS = (OSError, ValueError, TypeError, KeyError, AttributeError, Im
 
 @dataclass
 class Loaded:
-    runner: Any
+    runner: ModelRunner
     tokenizer: Any | None
     name: str
     vocab_size: int  # rows of the input embedding: every input id must be below it
@@ -436,7 +436,7 @@ def _learned_position_table(net: nn.Module) -> nn.Embedding | None:
     return None
 
 
-def check_length(runner: Any, length: int) -> str | None:
+def check_length(runner: ModelRunner, length: int) -> str | None:
     """--length against the model's positions: an error where a learned position table ends (no position
     past it exists), a warning (returned) where RoPE & co. would run on positions never trained."""
     net = runner.model

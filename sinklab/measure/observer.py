@@ -1,4 +1,5 @@
-"""What a model feeds while it runs, for the measurement to reduce: the observer protocol.
+"""What a model feeds while it runs, for the measurement to reduce (the observer protocol), and how the
+measurement runs a model (the runner protocol).
 
 sinklab's own model (`SinkLM(record=...)`) and the Hugging Face hook (`sinklab.measure.hook`) feed any object
 with these methods; `AttentionRecord` (the metric and analyses), the strongest-head map pass and the
@@ -10,6 +11,7 @@ from __future__ import annotations
 from typing import Protocol, runtime_checkable
 
 import torch
+from torch import nn
 
 
 @runtime_checkable
@@ -47,3 +49,23 @@ class AttentionObserver(Protocol):
         ...
 
     def end_batch(self) -> None: ...
+
+
+@runtime_checkable
+class ModelRunner(Protocol):
+    """How the measurement runs a model: `hf.HFRunner` (any Hugging Face causal LM, through the registered
+    attention hook or the eager fallback) and `hf.RecordRunner` (sinklab's SinkLM, through `record=`)."""
+
+    model: nn.Module
+    backend: str  # the path that fed the observer, as metrics.json reports it
+    name: str
+
+    @property
+    def device(self) -> torch.device: ...
+
+    def forward(
+        self, ids: torch.Tensor, record: AttentionObserver | None, *, all_logits: bool = True
+    ) -> torch.Tensor:
+        """Logits of ids (B, T), feeding `record` (if given) from every attention layer; all_logits=False
+        may project only the last position (a measurement needs none)."""
+        ...

@@ -157,3 +157,24 @@ def test_every_observer_implements_the_protocol():
         assert isinstance(observer, AttentionObserver), type(observer).__name__
         observer.start_batch(2, 8)
         assert observer.batch_shape == (2, 8)
+
+
+def test_every_runner_implements_the_protocol():
+    """measure runs a model only through ModelRunner: the HF runner and sinklab's own both implement it."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from sinklab.measure.hf import HFRunner, RecordRunner
+    from sinklab.measure.observer import ModelRunner
+    from sinklab.model.config import ModelConfig
+    from sinklab.model.transformer import SinkLM
+
+    cfg = LlamaConfig(
+        vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2
+    )
+    hf_runner = HFRunner(LlamaForCausalLM(cfg).eval())
+    small = ModelConfig(vocab_size=32, context=8, n_layer=1, n_head=2, d_model=16, d_ff=32)
+    own = RecordRunner(SinkLM(small))
+    ids = torch.randint(0, 32, (1, 6))
+    for runner in (hf_runner, own):
+        assert isinstance(runner, ModelRunner), type(runner).__name__
+        assert runner.forward(ids, None, all_logits=False).shape[0] == 1
