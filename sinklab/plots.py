@@ -218,9 +218,9 @@ def layer_curves(series: dict[str, tuple[list[float], list[list[float]]]]) -> Fi
     axes = fig.subplots(1, len(series), sharey=True, squeeze=False)[0]
     for ax, (name, (steps, layers)) in zip(axes, series.items(), strict=True):
         for layer, values in enumerate(layers):
-            ax.plot(steps, values, label=f"layer {layer + 1}")
+            ax.plot(steps, values, label=f"layer {layer}")
         ax.set(xlabel="step", ylabel="Sink_1 (%)", title=name, ylim=(0, 100))
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, title="from 0, as in every figure", title_fontsize=7)
         ax.grid(alpha=0.3)
     return fig
 
