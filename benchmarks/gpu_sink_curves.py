@@ -20,10 +20,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import subprocess
 import sys
 import time
+from contextlib import ExitStack
 from datetime import date
 from pathlib import Path
 from statistics import median
@@ -66,34 +65,26 @@ def command(preset: str, overrides: tuple[str, ...], run_dir: Path, device: str,
 
 
 def train_all(out: Path, budget: float, device: str, micro: bool) -> dict[str, Path]:
-    """Start every run, SIGTERM them all at the budget (or on Ctrl-C), wait for their checkpoints."""
+    """Start every run, stop them all at the budget (or on Ctrl-C / SIGTERM) with the sweep's own helpers:
+    each trainer in its own process group, SIGTERM'd if this script dies (even by kill -9), and given time
+    to write its checkpoint before anything is killed."""
+    from sinklab.experiments.sweep import start_child, stop_children, terminate_as_interrupt
+
     env = dict(os.environ, PYTHONSAFEPATH="1")
-    procs, dirs = {}, {}
     (out / "logs").mkdir(parents=True, exist_ok=True)
-    for name, preset, overrides in RUNS:
-        dirs[name] = out / "runs" / name
-        log = (out / "logs" / f"{name}.log").open("a")
-        procs[name] = subprocess.Popen(
-            command(preset, overrides, dirs[name], device, micro),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,  # its own process group: one signal stops the trainer and its workers
-        )
-    deadline = time.monotonic() + budget
-    try:
-        while time.monotonic() < deadline and any(p.poll() is None for p in procs.values()):
-            time.sleep(2)
-    finally:
-        for p in procs.values():
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
-        for name, p in procs.items():
-            try:
-                p.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                print(f"{name}: did not stop within 120 s of SIGTERM; killed", file=sys.stderr)
+    dirs = {name: (out / "runs" / name).resolve() for name, _, _ in RUNS}
+    with ExitStack() as files, terminate_as_interrupt():
+        procs = []
+        try:
+            for name, preset, overrides in RUNS:
+                log = files.enter_context((out / "logs" / f"{name}.log").open("a"))
+                cmd = command(preset, overrides, dirs[name], device, micro)
+                procs.append(start_child(cmd, log, env, cwd=out.resolve()))
+            deadline = time.monotonic() + budget
+            while time.monotonic() < deadline and any(p.poll() is None for p in procs):
+                time.sleep(2)
+        finally:
+            stop_children(procs, grace=120.0)
     return dirs
 
 
@@ -133,7 +124,10 @@ def main() -> None:
     else:
         gpu = "none (CPU)"
     started = time.monotonic()
-    dirs = train_all(args.out, args.budget, args.device, args.micro)
+    try:
+        dirs = train_all(args.out, args.budget, args.device, args.micro)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: every trainer has stopped and kept its checkpoint
+        sys.exit("gpu_sink_curves: interrupted; the runs under --out keep their checkpoints")
     rows = summarize(dirs)
     summary = {"date": date.today().isoformat(), "gpu": gpu, "budget_s": args.budget, "runs": rows}
     summary["wall_s"] = round(time.monotonic() - started, 1)

@@ -193,10 +193,11 @@ class HeadMapRecord:
         if self.take <= 0 or query_start >= p:
             return
         # A causal block may hand over only the keys it can see (shape[-1] <= T); the rest stay zero.
-        w = weights[: self.take, :, : stop - query_start, :p].float()
-        if not normalized:
+        rows = weights[: self.take, :, : stop - query_start].float()
+        if not normalized:  # the proxy needs whole rows, so the keys are cut to p after it
             part = slot[: self.take, :, : stop - query_start].float() if slot is not None else None
-            w = proxy_normalize(weights[: self.take, :, : stop - query_start].float(), part)[..., :p]
+            rows = proxy_normalize(rows, part)
+        w = rows[..., :p]
         total = self.totals.get(layer)
         if total is None:
             total = self.totals[layer] = torch.zeros(w.shape[1], p, p, dtype=torch.float64)
