@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         return 0 if failed is None else _report(args.out, failed)
     if not gated:
         return _report(args.out, run_sweep(specs, scale, args.out, jobs=jobs).failed)
-    # The default first: whether it grows a sink decides if the natural-first-token runs can test anything.
+    # The default first: whether it grows a sink decides if any claim can use the other runs.
     first = [s for s in specs if run_name_and_seed(s.name)[0] == "default"]
     failed = dict(run_sweep(first, scale, args.out, jobs=jobs).failed)
     rest = [s for s in specs if s not in first]
