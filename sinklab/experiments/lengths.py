@@ -4,7 +4,9 @@ Each length T measures the run's final model on the first T tokens of its own ev
 sequences as every Sink_k of the run; at the full evaluation length and ε = 0.3 this is the run's final
 Sink_1). Under a causal mask the first T tokens attend exactly as they do inside the longer sequence, so
 the lengths differ only in how many queries α₁ averages over, which is what the paper's figure varies. The
-result is cached in the run directory (written atomically), so that a report measures each run once.
+result is cached in the run directory (written atomically), so that a report measures each run once; the
+cache names the model files it measured (size and modification time), so a run trained again in place is
+measured again.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ def sink_by_length(
     model_dir, eval_path, cache = run_dir / "model", run_dir / "eval_set.jsonl", run_dir / CACHE_FILE
     if not (model_dir.is_dir() and eval_path.exists() and (run_dir / "metrics.json").exists()):
         return None
-    wanted = {"lengths": list(lengths), "eps": list(eps)}
+    wanted = {"lengths": list(lengths), "eps": list(eps), "model": _model_stamp(model_dir)}
     if cache.exists():
         try:
             cached = json.loads(cache.read_text())
@@ -45,6 +47,12 @@ def sink_by_length(
 
     atomic_write_json(cache, result)
     return result
+
+
+def _model_stamp(model_dir: Path) -> dict[str, list[int]]:
+    """Size and modification time of each file of the final model: what the cached numbers measured."""
+    files = sorted(f for f in model_dir.iterdir() if f.is_file())
+    return {f.name: [f.stat().st_size, f.stat().st_mtime_ns] for f in files}
 
 
 def _measure(

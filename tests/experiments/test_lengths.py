@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import torch
@@ -67,3 +68,16 @@ def test_an_unfinished_run_has_no_lengths(tmp_path):
     make_run(tmp_path)
     (tmp_path / "metrics.json").unlink()
     assert sink_by_length(tmp_path) is None
+
+
+
+def test_a_run_trained_again_in_place_is_measured_again(tmp_path):
+    make_run(tmp_path, seed=0)
+    first = sink_by_length(tmp_path, lengths=(4, 16), eps=(0.3,))
+    os.utime(tmp_path / "model" / "model.safetensors", ns=(0, 0))  # the retrained file is newer
+    ids = make_run(tmp_path, seed=1)  # the same directory, another model (a retrain in place)
+    again = sink_by_length(tmp_path, lengths=(4, 16), eps=(0.3,))
+    assert again["requested"]["model"] != first["requested"]["model"]
+    want = [naive(tmp_path, ids, t, 0.3) for t in (4, 16)]
+    np.testing.assert_allclose(again["sink_1"]["0.3"], want, atol=1e-9)
+    assert again["sink_1"]["0.3"] != first["sink_1"]["0.3"]  # the seeds give different models here
