@@ -70,7 +70,6 @@ def test_an_unfinished_run_has_no_lengths(tmp_path):
     assert sink_by_length(tmp_path) is None
 
 
-
 def test_a_run_trained_again_in_place_is_measured_again(tmp_path):
     make_run(tmp_path, seed=0)
     first = sink_by_length(tmp_path, lengths=(4, 16), eps=(0.3,))
