@@ -6,8 +6,7 @@ import argparse
 import os
 from typing import Any
 
-from sinklab.measure.inputs import BOS_MODES, SPEC_FORMS
-from sinklab.measure.record import QUERY_BLOCK
+from sinklab.measure.checks import BOS_MODES, QUERY_BLOCK, SPEC_FORMS
 
 
 def add_model_input_arguments(parser: argparse.ArgumentParser) -> None:

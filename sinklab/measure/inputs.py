@@ -24,16 +24,8 @@ from typing import Any
 
 import torch
 
-from sinklab.measure.checks import MeasureError, check_count, is_int, looks_like_path
+from sinklab.measure.checks import BOS_MODES, SPEC_FORMS, MeasureError, check_count, is_int, looks_like_path
 
-SPEC_FORMS = (
-    "text:FILE",
-    "ids:FILE.jsonl",
-    "hf:DATASET[:CONFIG][:SPLIT][:COLUMN]",
-    "random[:SEED]",
-    "repeat[:TOKEN_ID]",
-)
-BOS_MODES = ("auto", "always", "never")
 TEXT_ROW = '{"text": "..."}'
 IDS_ROW = '{"input_ids": [non-negative int, ...]}'
 

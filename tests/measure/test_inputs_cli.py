@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -183,3 +185,22 @@ def test_non_causal_model_is_refused(tmp_path: Path) -> None:
     ).save_pretrained(tmp_path / "t5")
     with pytest.raises(ValueError, match="not a causal language model"):
         load_model(str(tmp_path / "t5"), device="cpu")
+
+
+@pytest.mark.parametrize("command", ["measure", "ablate", "reproduce", "report"])
+def test_help_starts_without_torch(command: str) -> None:
+    """`--help` of the commands whose options need no model answers at once: nothing imports torch."""
+    code = f"""
+import sys
+from sinklab.cli import main
+try:
+    main([{command!r}, "--help"])
+except SystemExit:
+    pass
+print("torch" if "torch" in sys.modules else "no torch")
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert f"usage: sinklab {command}" in proc.stdout
+    assert proc.stdout.count("\n  ") >= 2  # the command's own arguments were listed, not only -h
+    assert proc.stdout.strip().endswith("no torch")
