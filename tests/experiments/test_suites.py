@@ -12,6 +12,28 @@ def test_all_is_the_union_of_training_suites_with_one_shared_default():
         assert {s.name for s in runs_for(suite, SCALES["tiny"])} <= set(names)
 
 
+def test_all_trains_the_papers_suites_in_the_papers_order_and_beyond_last():
+    """A sweep cut short has the paper's claims judged first: §4 optimisation runs before §5 data, §7
+    architecture after both, and the runs beyond the paper come last."""
+    names = [s.name for s in runs_for("all", SCALES["tiny"])]
+    first = {
+        suite: names.index(runs_for(suite, SCALES["tiny"])[1].name) for suite in ("optimization", "data")
+    }
+    assert names[0] == "default"
+    assert first["optimization"] < first["data"] < names.index("kv_bias_k")
+    beyond = {s.name for s in runs_for("beyond", SCALES["tiny"])} - {"default"}
+    assert set(names[-len(beyond) :]) == beyond
+    assert suite_names()[: len(SUITES.names())] == [
+        "optimization",
+        "data",
+        "loss",
+        "architecture",
+        "natural",
+        "scale-up",
+        "beyond",
+    ]
+
+
 def test_every_override_is_a_valid_config_key():
     """Each run's overrides build a valid run config (so a sweep cannot fail on a typo hours in)."""
     from sinklab.config import apply_overrides
