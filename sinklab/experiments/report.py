@@ -210,7 +210,7 @@ def write_report(out: Path) -> tuple[Path, Path, list[tuple[Claim, Finding]]]:
         "not_covered": NOT_COVERED,
         "onset": rule.onset_text(),
         "rule": rule_text(),
-        "seeds": sorted({len(r.seeds) for r in results.values()}),
+        "seed_summary": seed_summary(results),
     }
     md = render(
         "sinklab.experiments",
@@ -249,6 +249,21 @@ def claims_json(findings: list[tuple[Claim, Finding]], results: Results) -> list
         }
         for c, f in findings
     ]
+
+
+def seed_summary(results: Results) -> str:
+    """How many runs finished and with how many seeds: '58 finished runs (20 run names, 3 seeds each; 2 so
+    seed(s): pos_sinusoidal)'."""
+    counts = {name: len(run.seeds) for name, run in results.items()}
+    if not counts:
+        return "no finished runs"
+    usual = max(set(counts.values()), key=lambda n: (list(counts.values()).count(n), n))
+    text = f"{sum(counts.values())} finished runs ({len(counts)} run names, {usual} seed(s) each"
+    others = sorted({n for n in counts.values() if n != usual})
+    for n in others:
+        names = ", ".join(name for name, k in counts.items() if k == n)
+        text += f"; {n} seed(s): {names}"
+    return text + ")"
 
 
 def rule_text() -> str:

@@ -55,6 +55,7 @@ def test_report_table_and_files(tmp_path):
     assert "| default | 3 | 20.00 [19.00–21.00] |" in text
     assert "| kv_bias_k | 1 | 0.00 | 1.00 | 60.00 | 3.115 |" in text  # loss: mean of the last 3 evaluations
     assert "## Not covered" in text and "Rule" in text
+    assert "11 finished runs (5 run names, 3 seed(s) each; 1 seed(s): kv_bias_k, sink_token)." in text
     page = html.read_text()
     assert "data:image/png;base64," in page and "<table>" in page
     claims = json.loads((tmp_path / "claims.json").read_text())
