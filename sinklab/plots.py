@@ -311,7 +311,7 @@ def suite_curves(
             _band(ax, runs[highlight], "black", highlight, 2.0)
         if onset is not None:
             ax.axvline(onset, color="black", ls="--", lw=0.8)
-        ax.set_title(f"{suite} ({len(runs)} runs)", fontsize=9)
+        ax.set_title(f"{suite} ({len(runs)} run{'' if len(runs) == 1 else 's'})", fontsize=9)
         ax.set(xlabel="training step", ylabel="Sink_1 (%)")
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(suites) :]:
