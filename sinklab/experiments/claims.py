@@ -549,7 +549,12 @@ def _stronger(high: str, low: str, metric: Metric | None = None, low_metric: Met
 
 
 def _same(names: tuple[str, ...], metric: Metric | None = None):
-    """Claim: these runs do not differ (each compared with the first)."""
+    """Claim: these runs do not differ (each compared with the first).
+
+    "No difference" is evidence only where a difference could have shown: a run without a sink that trained
+    too briefly counts for nothing (the onset rule, as in every claim), and where the noise is at least the
+    first run's whole value, a run that lost its sink entirely would look "the same", so the verdict is
+    inconclusive rather than reproduced."""
     metric = metric or SINK_1
 
     def judge(rule: Rule) -> Finding:
@@ -557,21 +562,43 @@ def _same(names: tuple[str, ...], metric: Metric | None = None):
         if (early := _no_default_sink(rule, ours)) is not None:
             return early
         base = rule.results[names[0]]
-        texts, differs, not_yet = [], [], []
+        base_value = base.stat(metric).mean if base.stat(metric) else 0.0
+        texts, differs, not_yet, blind = [], [], [], []
         for name in names[1:]:
             other = rule.results[name]
             sign, text = rule.compare(base, metric, other, metric)
             texts.append(f"{name}: {text}")
-            if sign != 0:
-                weaker = other if sign > 0 else base
-                (not_yet if rule.state(weaker, metric) == "not yet" else differs).append(name)
+            if rule.state(other, metric) == "not yet":
+                not_yet.append(name)  # no sink yet, too short to count either way
+            elif sign != 0:
+                differs.append(name)
+            elif threshold_of(base, other, metric) >= base_value:
+                blind.append(name)
         if differs:
             return Finding(ours, CONTRADICTED, "; ".join(texts))
         if not_yet:
-            return Finding(ours, NOT_AT_SCALE, f"not yet emerged: {', '.join(not_yet)} ({rule.onset_text()})")
+            return Finding(
+                ours,
+                NOT_AT_SCALE,
+                f"not yet emerged: {', '.join(not_yet)} has no sink but trained < {ONSET_FACTOR}x the "
+                f"{rule.onset_text()}",
+            )
+        if blind:
+            return Finding(
+                ours,
+                INCONCLUSIVE,
+                "; ".join(texts) + f"; the noise is at least {names[0]}'s whole value ({base_value:.2f}), so "
+                f"losing the sink entirely would not show ({', '.join(blind)})",
+            )
         return Finding(ours, REPRODUCED, "; ".join(texts))
 
     return judge
+
+
+def threshold_of(a: Run, b: Run, metric: Metric) -> float:
+    """The noise threshold of the rule for comparing two runs on one metric (0 if a value is missing)."""
+    sa, sb = a.stat(metric), b.stat(metric)
+    return 0.0 if sa is None or sb is None else threshold([(a, sa), (b, sb)])[0]
 
 
 def _has_sink(names: tuple[str, ...], metric: Metric | None = None, need_default: bool = True):

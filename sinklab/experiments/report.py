@@ -273,7 +273,9 @@ def rule_text() -> str:
         "100 / (layers x heads), 2 x the pooled seed sd). "
         f"A run has a sink at Sink_1 >= {SINK_PRESENT:g} % and none at <= {SINK_ABSENT:g} %; a run without "
         f"a sink counts as evidence only after >= {ONSET_FACTOR:g} x the default's sink onset (steps and "
-        "tokens), else the verdict is 'not at this scale'. 'inconclusive': the difference is within noise."
+        "tokens), else the verdict is 'not at this scale'. 'inconclusive': the difference is within "
+        "noise, or (for a claim that runs do not differ) the noise is at least the default's whole value, "
+        "so a run that lost its sink would look the same."
     )
 
 

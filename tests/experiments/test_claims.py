@@ -196,6 +196,28 @@ def test_fewer_tokens_are_judged_by_tokens_too():
     )
 
 
+def test_a_no_difference_claim_needs_a_test_that_could_have_seen_the_sink_vanish():
+    """The tiny sweep's case: the default's seeds spread so widely (sd ~15) that the noise threshold exceeds
+    its whole Sink_1; a batch size whose runs have no sink at all then looks 'the same'. Not reproduced."""
+    noisy = seeds("default", 15.0, jitter=15.0)
+    gone = seeds("batch_x0.5", 0.0)  # no sink, trained as many tokens as the default
+    assert verdict("batch-no-effect", noisy, gone, seeds("batch_x2", 15.0)) == INCONCLUSIVE
+    finding = claim("batch-no-effect").evaluate(results(noisy, gone, seeds("batch_x2", 15.0)), "nobos")
+    assert "whole value" in finding.rule
+    # A precise default: the same no-sink run is a difference beyond noise, so the claim is contradicted.
+    assert verdict("batch-no-effect", DEFAULT, gone, seeds("batch_x2", 30.0)) == CONTRADICTED
+    close = (seeds("batch_x0.5", 28.0), seeds("batch_x2", 33.0))
+    assert verdict("batch-no-effect", DEFAULT, *close) == REPRODUCED
+
+
+def test_a_run_with_no_sink_yet_is_no_evidence_for_a_no_difference_claim_either():
+    """Within noise or not, a run without a sink that trained fewer tokens than 1.5 x the onset decides
+    nothing: not at this scale (the onset rule, both ways)."""
+    noisy = seeds("default", 15.0, jitter=15.0, onset=2000)
+    half = seeds("batch_x0.5", 0.0, tokens_per_step=256)
+    assert verdict("batch-no-effect", noisy, half, seeds("batch_x2", 15.0)) == NOT_AT_SCALE
+
+
 def test_comparisons_need_a_sink_in_the_default_run():
     assert verdict("lr-smaller-weaker", seeds("default", 0.5), seeds("lr_x0.25", 0.0)) == NOT_AT_SCALE
 
