@@ -1149,7 +1149,9 @@ def build_claims(windows: tuple[int, int] = (8, 32), default_wd: float = 0.5) ->
             "A large fixed value v* = 20 e1 on the key bias pushes the sink back onto x1",
             "v* 0: Sink_1 0.00; 20v': 25.88 (Table 5)",
             ("default", "kv_bias_k", "kv_bias_k_v20"),
-            _stronger("kv_bias_k_v20", "kv_bias_k"),
+            # A sink on x1 with v*, beyond the none of the plain key bias: "stronger than kv_bias_k" alone
+            # could never be contradicted, since kv_bias_k's Sink_1 is about 0 by the k-bias claim.
+            _all_of(_has_sink(("kv_bias_k_v20",)), _stronger("kv_bias_k_v20", "kv_bias_k")),
         ),
         Claim(
             "k-bias-few-dims",

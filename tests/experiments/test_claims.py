@@ -313,7 +313,7 @@ CASES = {
     ),
     "k-bias-fixed-value": (
         [DEFAULT, seeds("kv_bias_k", 0.0, slot=60.0), seeds("kv_bias_k_v20", 25.0, slot=2.0)],
-        [DEFAULT, seeds("kv_bias_k", 40.0, slot=20.0), seeds("kv_bias_k_v20", 0.0, slot=60.0)],
+        [DEFAULT, seeds("kv_bias_k", 0.0, slot=60.0), seeds("kv_bias_k_v20", 0.0, slot=60.0)],
     ),
     "k-bias-few-dims": (
         [DEFAULT, seeds("kv_bias_k_da1", 4.0, slot=30.0)],
