@@ -19,4 +19,10 @@ def render(package: str, template: str, /, **context: Any) -> str:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    env.filters["cell"] = markdown_cell
     return env.get_template(template).render(**context)
+
+
+def markdown_cell(text: Any) -> str:
+    """Text for one cell of a Markdown table: a '|' in it would end the cell, so it is escaped."""
+    return str(text).replace("|", "\\|")

@@ -1240,17 +1240,17 @@ def build_claims(windows: tuple[int, int] = (8, 32), default_wd: float = 0.5) ->
             "sigmoid / K-bias models: no massive activations (Figs. 7, 8)",
             ("default", "sigmoid_nonorm", "kv_bias_k"),
             _all_of(
-                _lower_ratio("default", "sigmoid_nonorm", massive_activation_ratio, "||h1|| / mean"),
-                _lower_ratio("default", "kv_bias_k", massive_activation_ratio, "||h1|| / mean"),
+                _lower_ratio("default", "sigmoid_nonorm", massive_activation_ratio, "‖h₁‖ / mean"),
+                _lower_ratio("default", "kv_bias_k", massive_activation_ratio, "‖h₁‖ / mean"),
             ),
         ),
         Claim(
             "sink-value-small",
             "architecture",
             "The sink token has a small value norm",
-            "||v_1|| smaller than other tokens' (Sec. 3, Figs. 2, 11-14)",
+            "‖v₁‖ smaller than other tokens' (Sec. 3, Figs. 2, 11-14)",
             ("default",),
-            _below_one("default", first_value_norm_ratio, "||v1|| / mean ||vt||"),
+            _below_one("default", first_value_norm_ratio, "‖v₁‖ / mean ‖v_t‖"),
         ),
         Claim(
             "scale-1b",

@@ -33,7 +33,7 @@ from sinklab.experiments.claims import (
     val_loss,
 )
 from sinklab.io import atomic_write_json, atomic_write_text
-from sinklab.reports import render
+from sinklab.reports import markdown_cell, render
 
 VERDICT_COLOURS = {
     "reproduced": "#1a7f37",
@@ -323,5 +323,7 @@ def _rel(path: Path | None, out: Path) -> str | None:
 
 def claim_table(findings: list[tuple[Claim, Finding]]) -> str:
     rows = ["| claim | paper | ours | verdict | rule |", "|---|---|---|---|---|"]
-    rows += [f"| {c.text} | {c.paper} | {f.ours} | **{f.verdict}** | {f.rule} |" for c, f in findings]
+    for c, f in findings:
+        cells = (c.text, c.paper, f.ours, f"**{f.verdict}**", f.rule)
+        rows.append("| " + " | ".join(markdown_cell(x) for x in cells) + " |")
     return "\n".join(rows)
