@@ -848,7 +848,7 @@ def _scale_only(scales: tuple[str, ...], judge: Callable[[Rule], Finding]) -> Ca
 def _all_of(*judges: Callable[[Rule], Finding]) -> Callable[[Rule], Finding]:
     def judge(rule: Rule) -> Finding:
         findings = [j(rule) for j in judges]
-        ours = "; ".join(f.ours for f in findings)
+        ours = "; ".join(dict.fromkeys(part for f in findings for part in f.ours.split("; ")))  # each once
         rules = "; ".join(f.rule for f in findings)
         for verdict in (CONTRADICTED, MISSING, NOT_AT_SCALE, INCONCLUSIVE):
             if any(f.verdict == verdict for f in findings):

@@ -485,3 +485,9 @@ def test_eps_length_is_inconclusive_within_noise_and_missing_unmeasured():
     flat = {e: [20.0, 19.0, 18.0] for e in (0.2, 0.3, 0.4, 0.5)}  # 2 points: less than one head (12.5)
     assert verdict("eps-length", seeds("default", 30.0, by_length=flat)) == INCONCLUSIVE
     assert verdict("eps-length", DEFAULT) == MISSING  # the default's final model was never measured
+
+
+def test_a_claim_of_several_parts_names_each_value_once():
+    runs = results(DEFAULT, seeds("kv_bias_k", 0.0, slot=60.0), seeds("kv_bias_k_v20", 25.0, slot=2.0))
+    ours = claim("k-bias-fixed-value").evaluate(runs, "nobos").ours
+    assert ours.count("kv_bias_k_v20") == 1 and "kv_bias_k " in ours
