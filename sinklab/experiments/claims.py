@@ -370,6 +370,12 @@ def threshold(stats: list[tuple[Run, Stat]], share_of_heads: bool = True) -> tup
     return max(head, seed_term), why
 
 
+def pair_threshold(a: Run, a_metric: Metric, b: Run, b_metric: Metric) -> tuple[float, str] | None:
+    """The rule's noise threshold (and why) for comparing two runs' values; None if either is missing."""
+    sa, sb = a.stat(a_metric), b.stat(b_metric)
+    return None if sa is None or sb is None else threshold([(a, sa), (b, sb)])
+
+
 def onset(default: Run) -> tuple[int, int] | None:
     """(step, tokens) of the default's first evaluation whose seed-mean Sink_1 reaches SINK_PRESENT."""
     by_step: dict[int, list[tuple[float, int]]] = {}
@@ -427,11 +433,11 @@ class Rule:
 
     def compare(self, high: Run, high_metric: Metric, low: Run, low_metric: Metric) -> tuple[int, str]:
         """+1: high > low beyond noise; -1: low > high beyond noise; 0: within noise; with the text."""
-        a, b = high.stat(high_metric), low.stat(low_metric)
-        if a is None or b is None:
+        noise = pair_threshold(high, high_metric, low, low_metric)
+        if noise is None:
             return 0, "value missing"
-        limit, why = threshold([(high, a), (low, b)])
-        diff = a.mean - b.mean
+        limit, why = noise
+        diff = high.stat(high_metric).mean - low.stat(low_metric).mean
         text = f"difference {diff:+.2f} vs noise {limit:.2f} ({why})"
         if diff > limit:
             return 1, text
@@ -562,7 +568,8 @@ def _same(names: tuple[str, ...], metric: Metric | None = None):
         if (early := _no_default_sink(rule, ours)) is not None:
             return early
         base = rule.results[names[0]]
-        base_value = base.stat(metric).mean if base.stat(metric) else 0.0
+        base_stat = base.stat(metric)
+        base_value = base_stat.mean if base_stat else 0.0
         texts, differs, not_yet, blind = [], [], [], []
         for name in names[1:]:
             other = rule.results[name]
@@ -572,7 +579,7 @@ def _same(names: tuple[str, ...], metric: Metric | None = None):
                 not_yet.append(name)  # no sink yet, too short to count either way
             elif sign != 0:
                 differs.append(name)
-            elif threshold_of(base, other, metric) >= base_value:
+            elif (noise := pair_threshold(base, metric, other, metric)) and noise[0] >= base_value:
                 blind.append(name)
         if differs:
             return Finding(ours, CONTRADICTED, "; ".join(texts))
@@ -593,12 +600,6 @@ def _same(names: tuple[str, ...], metric: Metric | None = None):
         return Finding(ours, REPRODUCED, "; ".join(texts))
 
     return judge
-
-
-def threshold_of(a: Run, b: Run, metric: Metric) -> float:
-    """The noise threshold of the rule for comparing two runs on one metric (0 if a value is missing)."""
-    sa, sb = a.stat(metric), b.stat(metric)
-    return 0.0 if sa is None or sb is None else threshold([(a, sa), (b, sb)])[0]
 
 
 def _has_sink(names: tuple[str, ...], metric: Metric | None = None, need_default: bool = True):

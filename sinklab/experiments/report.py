@@ -252,8 +252,8 @@ def claims_json(findings: list[tuple[Claim, Finding]], results: Results) -> list
 
 
 def seed_summary(results: Results) -> str:
-    """How many runs finished and with how many seeds: '58 finished runs (20 run names, 3 seeds each; 2 so
-    seed(s): pos_sinusoidal)'."""
+    """How many runs finished and with how many seeds, e.g. '58 finished runs (20 run names, 3 seed(s) each;
+    2 seed(s): pos_sinusoidal)'."""
     counts = {name: len(run.seeds) for name, run in results.items()}
     if not counts:
         return "no finished runs"
