@@ -282,7 +282,8 @@ def claim_figure(
     left.set(ylabel=ylabel, ylim=(0, top * 1.15))
     left.set_title(title, fontsize=9, loc="left")
     left.grid(axis="y", alpha=0.3)
-    left.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.32), ncol=3, frameon=False)
+    # Below the figure, not the axes: constrained layout then keeps it clear of long rotated run names.
+    fig.legend(*left.get_legend_handles_labels(), fontsize=7, loc="outside lower left", ncol=3, frameon=False)
     for name, seeds in curves_by_run.items():
         _band(right, seeds, colours.get(name, "grey"), name, 2.0 if name == highlight else 1.0)
     right.set(xlabel="training step", ylabel="Sink_1 (%)", ylim=(0, None))

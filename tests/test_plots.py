@@ -160,3 +160,21 @@ print("pyplot" if "matplotlib.pyplot" in sys.modules else "no pyplot")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "no pyplot"
     assert (tmp_path / "a.png").read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_claim_figure_legend_clears_long_run_names() -> None:
+    """The bar panel's legend sits below the rotated run names, never on top of them."""
+    names = ["default", "sigmoid_nonorm_lr_x0.25", "sigmoid_nonorm_wd_0_and_a_longer_name"]
+    fig = plots.claim_figure({n: [1.0, 2.0] for n in names}, {}, "Sink_1 (%)", "title")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()  # constrained layout places everything in this draw
+    renderer = canvas.get_renderer()
+    legends = [*fig.legends, *(ax.get_legend() for ax in fig.axes if ax.get_legend())]
+    (legend,) = [lg for lg in legends if "ours (mean)" in [t.get_text() for t in lg.get_texts()]]
+    legend_box = legend.get_window_extent(renderer)
+    labels = fig.axes[0].get_xticklabels()
+    assert [t.get_text() for t in labels] == names
+    for label in labels:
+        assert not legend_box.overlaps(label.get_window_extent(renderer)), label.get_text()
