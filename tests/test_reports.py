@@ -33,7 +33,10 @@ def test_a_pipe_in_a_markdown_cell_stays_inside_its_cell() -> None:
 
     claim = SimpleNamespace(text="the value norm is small", paper="||v1|| < mean ||vt||")
     finding = SimpleNamespace(ours="||v1|| / mean: 0.35", verdict="reproduced", rule="a | b")
-    context = {"sweep": {"suites": ["s"], "scale": "tiny"}, "findings": [(claim, finding)], "counts": {}}
+    from sinklab.experiments.report import claim_table
+
+    table = claim_table([(claim, finding)])
+    context = {"sweep": {"suites": ["s"], "scale": "tiny"}, "claim_table": table, "counts": {}}
     markdown = render("sinklab.experiments", "report.md.j2", **context)
     row = next(line for line in markdown.splitlines() if line.startswith("| the value norm"))
     cells = [c for c in row.replace("\\|", "").split("|")[1:-1]]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -216,6 +217,7 @@ def write_report(out: Path) -> tuple[Path, Path, list[tuple[Claim, Finding]]]:
         "sinklab.experiments",
         "report.md.j2",
         **context,
+        claim_table=claim_table(findings),  # the table `sinklab report` prints
         images=_relative(images, out),
         overview=_rel(overview, out),
         onset_figure=_rel(onset_figure, out),
@@ -257,7 +259,8 @@ def seed_summary(results: Results) -> str:
     counts = {name: len(run.seeds) for name, run in results.items()}
     if not counts:
         return "no finished runs"
-    usual = max(set(counts.values()), key=lambda n: (list(counts.values()).count(n), n))
+    frequency = Counter(counts.values())
+    usual = max(frequency, key=lambda n: (frequency[n], n))  # the commonest count; ties: more seeds
     text = f"{sum(counts.values())} finished runs ({len(counts)} run names, {usual} seed(s) each"
     others = sorted({n for n in counts.values() if n != usual})
     for n in others:
