@@ -41,6 +41,12 @@ class AblationOptions:
     seed: int = 0
     massive_threshold: float = DEFAULT_MASSIVE_THRESHOLD  # |h_1[d]| > threshold x median |h|
 
+    def __post_init__(self) -> None:  # lists (from Python or the command line) as tuples
+        for name in ("positions", "layers", "heads", "sink_tokens"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                setattr(self, name, tuple(value))
+
 
 @dataclass
 class Massive:

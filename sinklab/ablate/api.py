@@ -7,14 +7,17 @@
 
 Every ablation runs on the same tokens as the unablated model, batch by batch (one batch's activations at a
 time): the loss of each sample is paired with its unablated loss, so the interval on the change is over
-samples. Model loading, inputs and the attention path are `sinklab measure`'s.
+samples. The opening (model, runner, ids, notes) is the one `sinklab measure` uses
+(sinklab.measure.opening), the loop is `sinklab.observe.observe`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +27,6 @@ from torch import nn
 from sinklab.ablate.ablations import (
     ABLATIONS,
     ATTENTION_ABLATIONS,
-    DEFAULT_MASSIVE_THRESHOLD,
-    DEFAULT_SINK_TOKENS,
     HEADS_SINK,
     SWAP_RANDOM,
     AblationContext,
@@ -36,16 +37,16 @@ from sinklab.ablate.ablations import (
     describe,
     window_size,
 )
+from sinklab.ablate.outputs import write_outputs
 from sinklab.ablate.stats import Interval, LossStats, SinkCounts, token_losses
 from sinklab.errors import SinklabError
-from sinklab.measure import hf
 from sinklab.measure.analysis import jsonable
-from sinklab.measure.api import Loaded, inputs_for, load_for, make_config
-from sinklab.measure.checks import MeasureError, check_count, is_int, prepare_out, remove_created
+from sinklab.measure.checks import MeasureError, check_count, into_out, is_int
 from sinklab.measure.config import MeasureConfig
 from sinklab.measure.inputs import check_spec
-from sinklab.measure.record import QUERY_BLOCK
+from sinklab.measure.opening import Opened, make_config, open_measurement
 from sinklab.model.edits import AttentionEdit
+from sinklab.observe import BACKEND_SINKLAB, ModelRunner, observe
 
 SCHEMA = 1
 BASELINE = "none"
@@ -221,46 +222,6 @@ def _check_against_model(options: AblationOptions, n_layers: int, n_heads: int, 
 
 
 # ---- models --------------------------------------------------------------------------------------------
-@dataclass
-class SinkLMRunner:
-    """sinklab's own SinkLM, run natively: its attention modules apply the edit on every path and feed the
-    record with the edited weights, whatever the options (kernel, mask, K/V bias, sink token, gate)."""
-
-    model: nn.Module
-    name: str = ""
-    query_block: int = QUERY_BLOCK
-    backend: str = hf.BACKEND_SINKLAB
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    @property
-    def blocks(self) -> nn.ModuleList:
-        return self.model.layers
-
-    @property
-    def lead(self) -> int:
-        """Positions the blocks' outputs hold before the first token (a prepended sink token)."""
-        return int(self.model.sink_token is not None)
-
-    @torch.no_grad()
-    def forward(
-        self,
-        ids: torch.Tensor,
-        record: Any,
-        *,
-        all_logits: bool = True,
-        edit: AttentionEdit | None = None,
-    ) -> torch.Tensor:
-        return self.model(
-            ids.to(self.device), record=record, edit=edit, logits_to_keep=0 if all_logits else 1
-        )
-
-
-Runner = hf.HFRunner | SinkLMRunner
-
-
 def sinklab_notes(net: nn.Module) -> list[str]:
     """What a reader should know about how a SinkLM's attention is edited."""
     cfg = net.config
@@ -285,29 +246,6 @@ def sinklab_notes(net: nn.Module) -> list[str]:
     return notes
 
 
-def _runner(loaded: Loaded, query_block: int) -> Runner:
-    runner = loaded.runner
-    if runner.backend == hf.BACKEND_SINKLAB:
-        net = runner.model
-        if net.config.attention.backend == "linear_scan":
-            raise SinklabError(
-                "this sinklab model demands attention.backend='linear_scan', whose prefix sums cannot remove "
-                "keys; save it with attention.backend 'auto' (the same weights) to ablate it"
-            )
-        loaded.notes.extend(sinklab_notes(net))
-        return SinkLMRunner(net.eval(), name=loaded.name, query_block=query_block)
-    return runner
-
-
-def _blocks(runner: Runner) -> nn.ModuleList | None:
-    return runner.blocks if isinstance(runner, SinkLMRunner) else hf.decoder_blocks(runner.model)
-
-
-def _edits(runner: Runner) -> bool:
-    """Whether the runner can apply an AttentionEdit."""
-    return isinstance(runner, SinkLMRunner) or runner.backend == hf.BACKEND_REGISTRY
-
-
 class _ShapeProbe(AttentionEdit):
     """Changes nothing; notes each layer's query and key/value head counts."""
 
@@ -329,10 +267,9 @@ class Calibration:
     first: list[torch.Tensor]  # per block: (D,) mean signed h_1
 
 
-def calibrate(runner: Runner, batch: torch.Tensor, eps: float) -> Calibration:
+def calibrate(runner: ModelRunner, batch: torch.Tensor, eps: float) -> Calibration:
     """One unablated forward of the first batch: alpha_1 per head, head counts and block outputs."""
-    blocks = _blocks(runner)
-    lead = runner.lead if isinstance(runner, SinkLMRunner) else 0
+    blocks, lead = runner.blocks, runner.lead
     tables: list[torch.Tensor] = []
     first: list[torch.Tensor] = []
 
@@ -345,9 +282,7 @@ def calibrate(runner: Runner, batch: torch.Tensor, eps: float) -> Calibration:
     counts = SinkCounts(eps=[eps], positions=1)
     probe = _ShapeProbe()
     try:
-        counts.start_batch(*batch.shape)
-        runner.forward(batch, counts, all_logits=False, edit=probe if _edits(runner) else None)
-        counts.end_batch()
+        observe(runner, batch, counts, len(batch), probe if runner.can_edit else None)
     finally:
         for h in handles:
             h.remove()
@@ -383,7 +318,7 @@ def find_massive(cal: Calibration, threshold: float) -> Massive:
 
 # ---- the run -------------------------------------------------------------------------------------------
 def plan(
-    runner: Runner,
+    runner: ModelRunner,
     ids: torch.Tensor,
     names: list[str],
     options: AblationOptions,
@@ -412,8 +347,8 @@ def plan(
         vocab_size=vocab_size,
         draw_size=draw_size or vocab_size,
         samples=int(ids.shape[0]),
-        blocks=_blocks(runner),
-        lead=runner.lead if isinstance(runner, SinkLMRunner) else 0,
+        blocks=runner.blocks,
+        lead=runner.lead,
         eps=eps,
         alpha_first=cal.alpha_first,
         massive=massive,
@@ -429,55 +364,43 @@ class _Pass:
 
 
 def run_passes(
-    runner: Runner,
+    runner: ModelRunner,
     ids: torch.Tensor,
     interventions: list[Intervention],
     eps: list[float],
     batch_size: int,
     progress: bool = False,
 ) -> tuple[_Pass, list[_Pass]]:
-    """Batch by batch: the unablated forward, then each ablated one on the same tokens."""
-    from tqdm.auto import tqdm
-
+    """The unablated pass over every batch, then each ablated pass on the same tokens; each sample's loss
+    is paired with its unablated loss (kept per token: 8 bytes x samples x T)."""
     length = ids.shape[1]
     positions = min(
         length, max([SINK_POSITIONS, *[max(iv.params.get("positions", [1])) for iv in interventions]])
     )
+    base_losses: list[torch.Tensor] = []
 
-    def new_pass(iv: Intervention | None) -> _Pass:
+    def run(iv: Intervention | None) -> _Pass:
         window = iv.window if iv is not None else None
-        return _Pass(
-            iv,
-            LossStats(length, focus=iv.focus if iv is not None else None),
-            SinkCounts(eps=eps, positions=positions, window=window, query_block=runner.query_block),
-        )
+        sinks = SinkCounts(eps=eps, positions=positions, window=window, query_block=runner.query_block)
+        p = _Pass(iv, LossStats(length, focus=iv.focus if iv is not None else None), sinks)
 
-    base = new_pass(None)
-    passes = [new_pass(iv) for iv in interventions if iv.skipped is None]
-    starts = range(0, ids.shape[0], batch_size)
-    for start in tqdm(starts, desc="ablate", unit="batch", disable=not progress, leave=False):
-        batch = ids[start : start + batch_size]
-        base_losses = pass_losses(runner, batch, start, None, base.sinks)
-        base.loss.add(base_losses, base_losses)
-        for p in passes:
-            p.loss.add(pass_losses(runner, batch, start, p.intervention, p.sinks), base_losses)
-    return base, passes
+        def add(start: int, logits: torch.Tensor) -> None:
+            # The losses of the original tokens 2..T (swap-first changes token 1 only, never a target).
+            losses = token_losses(logits, ids[start : start + batch_size])
+            if iv is None:
+                base_losses.append(losses)
+            p.loss.add(losses, base_losses[start // batch_size])
 
+        x = ids
+        if iv is not None and iv.ids is not None:
+            x = torch.cat([iv.ids(ids[s : s + batch_size], s) for s in range(0, len(ids), batch_size)])
+        with iv.installed() if iv is not None else contextlib.nullcontext():
+            edit = iv.edit if iv is not None else None
+            observe(runner, x, sinks, batch_size, edit, progress=progress, desc="ablate", logits=add)
+        return p
 
-def pass_losses(
-    runner: Runner, batch: torch.Tensor, start: int, iv: Intervention | None, sinks: SinkCounts
-) -> torch.Tensor:
-    """One forward of `batch` (samples start..) under `iv` (None: unablated), feeding `sinks`; returns the
-    (B, T-1) losses of the original tokens 2..T (swap-first changes token 1 only, never a target)."""
-    x = iv.ids(batch, start) if iv is not None and iv.ids is not None else batch
-    sinks.start_batch(*x.shape)
-    if iv is None:
-        logits = runner.forward(x, sinks)
-    else:
-        with iv.installed():
-            logits = runner.forward(x, sinks, edit=iv.edit)
-    sinks.end_batch()
-    return token_losses(logits, batch)
+    base = run(None)
+    return base, [run(iv) for iv in interventions if iv.skipped is None]
 
 
 def _row(p: _Pass, name: str, description: str) -> AblationRow:
@@ -568,71 +491,54 @@ def streaming_verdict(rows: list[AblationRow]) -> dict[str, Any] | None:
 # ---- the entry point -----------------------------------------------------------------------------------
 def ablate(
     model: str | nn.Module,
-    input: str = "random",
+    source: str = "random",
     ablations: Sequence[str] | None = None,
     config: MeasureConfig | None = None,
+    options: AblationOptions | None = None,
     *,
     out: str | Path | None = None,
     plots: bool = True,
-    positions: Sequence[int] = (1,),
-    layers: Sequence[int] | None = None,
-    heads: Sequence[int] | str | None = None,
-    window: int | None = None,
-    sink_tokens: Sequence[int] = DEFAULT_SINK_TOKENS,
-    swap_token: int | str = SWAP_RANDOM,
-    seed: int = 0,
-    massive_threshold: float = DEFAULT_MASSIVE_THRESHOLD,
-    **measure_options: Any,
+    **fields: Any,
 ) -> AblateResult:
-    """Run the chosen ablations (default: all) of `model` on `input` and compare each with the unablated
-    model on the same tokens; see docs/ablate.md. `config` (or its fields as keyword options: length=,
-    samples=, eps=, ...) is `sinklab measure`'s. Every option is checked before the model loads."""
+    """Run the chosen ablations (default: all) of `model` on `source` (an --input SPEC) and compare each
+    with the unablated model on the same tokens; see docs/ablate.md. `config` is `sinklab measure`'s
+    (MeasureConfig), `options` the ablation options (AblationOptions); keyword `fields` of either (length=,
+    samples=, positions=, window=, ...) go on top. Every option is checked before the model loads."""
     names = check_ablations(ablations)
-    cfg = make_config(config, measure_options)
-    options = AblationOptions(
-        positions=tuple(positions),
-        layers=tuple(layers) if layers is not None else None,
-        heads=heads if isinstance(heads, str) or heads is None else tuple(heads),
-        window=window,
-        sink_tokens=tuple(sink_tokens),
-        swap_token=swap_token,
-        seed=seed,
-        massive_threshold=massive_threshold,
-    )
+    own = {f.name for f in dataclass_fields(AblationOptions)}
+    options = replace(options or AblationOptions(), **{k: v for k, v in fields.items() if k in own})
+    cfg = make_config(config, {k: v for k, v in fields.items() if k not in own})
     options = check_options(names, options, cfg.length)
-    check_spec(input)
-    out_path = Path(out).expanduser() if out is not None else None
-    created = prepare_out(out_path) if out_path is not None else None
-    try:
-        result = _ablate(model, input, names, options, cfg)
-        if out_path is not None:
-            from sinklab.ablate.outputs import write_outputs
-
-            result.written = [str(p) for p in write_outputs(result, out_path, plots=plots)]
-            result.out = str(out)
-    except BaseException:  # Ctrl-C included: an --out made for this run and still empty goes again
-        if out_path is not None:
-            remove_created(created, out_path)
-        raise
-    return result
+    check_spec(source)
+    return into_out(
+        out,
+        lambda: _ablate(open_measurement(model, source, cfg, "ablate"), source, names, options, cfg),
+        lambda result, folder: write_outputs(result, folder, plots=plots),
+    )
 
 
 def _ablate(
-    model: str | nn.Module, input: str, names: list[str], options: AblationOptions, cfg: MeasureConfig
+    opened: Opened, source: str, names: list[str], options: AblationOptions, cfg: MeasureConfig
 ) -> AblateResult:
-    loaded = load_for(model, cfg, "ablate")
-    runner = _runner(loaded, cfg.query_block)
-    if not _edits(runner) and set(names) & set(ATTENTION_ABLATIONS):
+    runner, ids = opened.runner, opened.ids
+    notes = list(opened.notes)
+    if runner.backend == BACKEND_SINKLAB:
+        net = runner.model
+        if net.config.attention.backend == "linear_scan":
+            raise SinklabError(
+                "this sinklab model demands attention.backend='linear_scan', whose prefix sums cannot remove "
+                "keys; save it with attention.backend 'auto' (the same weights) to ablate it"
+            )
+        notes.extend(sinklab_notes(net))
+    if not runner.can_edit and set(names) & set(ATTENTION_ABLATIONS):
         raise SinklabError(
-            f"{loaded.name} does not route attention through transformers' attention registry, so "
+            f"{opened.name} does not route attention through transformers' attention registry, so "
             f"{', '.join(n for n in names if n in ATTENTION_ABLATIONS)} cannot run on it; the others can "
             f"(--ablations {' '.join(n for n in names if n not in ATTENTION_ABLATIONS) or 'swap-first'})"
         )
-    inputs = inputs_for(input, loaded, cfg)
-    ids = inputs.ids
     eps, batch_size = cfg.eps_list, cfg.batch_size
     interventions, massive = plan(
-        runner, ids, names, options, eps[0], batch_size, loaded.vocab_size, loaded.draw_size
+        runner, ids, names, options, eps[0], batch_size, opened.vocab_size, opened.draw_size
     )
     base, passes = run_passes(runner, ids, interventions, eps, batch_size, cfg.progress)
     done = {id(p.intervention): p for p in passes}
@@ -653,26 +559,24 @@ def _ablate(
             )
         else:
             rows.append(_row(p, iv.ablation, describe(iv.ablation)))
-    param = next(runner.model.parameters())
-    opts = asdict(options)
-    opts["ablations"] = names
+    dtype, device = opened.dtype_device
     return AblateResult(
-        model=loaded.name,
-        input=input,
+        model=opened.name,
+        input=source,
         length=int(ids.shape[1]),
         samples=int(ids.shape[0]),
-        requested_samples=inputs.requested,
-        skipped=inputs.skipped,
+        requested_samples=opened.inputs.requested,
+        skipped=opened.inputs.skipped,
         bos=cfg.bos,
-        dtype=str(param.dtype).removeprefix("torch."),
-        device=str(param.device),
+        dtype=dtype,
+        device=device,
         backend=runner.backend,
         epsilon=eps[0],
         eps=eps,
-        options=opts,
+        options={**asdict(options), "ablations": names},
         baseline=_row(base, BASELINE, "the unablated model"),
         rows=rows,
         massive=massive[0].to_dict() if massive else None,
         streaming_llm=streaming_verdict(rows),
-        notes=loaded.notes + inputs.notes,
+        notes=notes + opened.inputs.notes,
     )

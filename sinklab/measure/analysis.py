@@ -106,6 +106,15 @@ def build_metrics(result: RecordResult, eps: Sequence[float]) -> dict[str, Any]:
 # ---- metrics.json: one writer, one reader -------------------------------------------------------------
 NORM_TABLES = ("hidden_norm", "key_norm", "value_norm", "query_norm", "cos_first_key", "cos_other_keys")
 SCHEMA = 1  # metrics.json format version (docs/metrics.md); bump on an incompatible change
+# Sections only some models have: absent where a model has none, never null (docs/metrics.md).
+OPTIONAL_SECTIONS = ("raw", "slot", "sink_percent_window")
+
+
+def as_metrics_json(fields: dict[str, Any]) -> dict[str, Any]:
+    """The one form of a metrics.json document, whoever wrote the fields: the schema first, optional
+    sections left out where there are none, JSON values only."""
+    kept = {k: v for k, v in fields.items() if k != "schema" and not (k in OPTIONAL_SECTIONS and v is None)}
+    return jsonable({"schema": SCHEMA, **kept})
 
 
 def metrics_document(
@@ -119,9 +128,9 @@ def metrics_document(
     **extra: Any,
 ) -> dict[str, Any]:
     """The whole metrics.json of a measurement, whoever measured (`sinklab measure`, training's final
-    evaluation): the run description, the metric, and `extra` fields (e.g. val_loss, sink_percent_window)."""
+    evaluation, `measure_token_ids`): the run description, the metric, and `extra` fields (measure's own,
+    training's sink_percent_window)."""
     document = {
-        "schema": SCHEMA,
         "model": model,
         "length": int(length),
         "skipped": int(skipped),
@@ -130,7 +139,7 @@ def metrics_document(
         **build_metrics(result, eps),
         **extra,
     }
-    return jsonable(document)
+    return as_metrics_json(document)
 
 
 def read_metrics(path: Any) -> dict[str, Any]:

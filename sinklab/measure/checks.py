@@ -21,10 +21,6 @@ SPEC_FORMS = (
     "repeat[:TOKEN_ID]",
 )
 BOS_MODES = ("auto", "always", "never")
-# Queries per block of recomputed weights: 128 measured 10-20 % faster than 256 at T = 1024-4096 on a CPU
-# (a smaller score block, fewer keys past the causal diagonal); 64 is no faster at long T and doubles the
-# Python steps and kernel launches.
-QUERY_BLOCK = 128
 EPS_ACCEPTED = "accepted: numbers in (0, 1), e.g. 0.3 (a head counts as a sink when its α_k > ε)"
 
 
@@ -129,3 +125,21 @@ def remove_created(top: Path | None, out: Path) -> None:
         if path == top or path == path.parent:
             return
         path = path.parent
+
+
+def into_out(out: str | Path | None, work: Any, write: Any) -> Any:
+    """`work()`, its result written by `write(result, folder)` into --out: the folder is checked (and created)
+    before any long work, and removed again (if still empty) when the work fails or is interrupted. The
+    result gets `written` (the paths) and `out`."""
+    folder = Path(out).expanduser() if out is not None else None
+    created = prepare_out(folder) if folder is not None else None
+    try:
+        result = work()
+        if folder is not None:
+            result.written = [str(p) for p in write(result, folder)]
+            result.out = str(out)
+    except BaseException:  # Ctrl-C included: an --out made for this run and still empty goes again
+        if folder is not None:
+            remove_created(created, folder)
+        raise
+    return result

@@ -6,7 +6,8 @@ import argparse
 import os
 from typing import Any
 
-from sinklab.measure.checks import BOS_MODES, QUERY_BLOCK, SPEC_FORMS
+from sinklab.measure.checks import BOS_MODES, SPEC_FORMS
+from sinklab.observe import QUERY_BLOCK
 
 
 def add_model_input_arguments(parser: argparse.ArgumentParser) -> None:

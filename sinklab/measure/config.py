@@ -13,7 +13,7 @@ from sinklab.measure import hf
 from sinklab.measure.checks import MeasureError, check_count, check_eps
 from sinklab.measure.inputs import BOS_MODES, check_size
 from sinklab.measure.metrics import DEFAULT_EPS
-from sinklab.measure.record import QUERY_BLOCK
+from sinklab.observe import QUERY_BLOCK
 
 
 @dataclass(frozen=True)

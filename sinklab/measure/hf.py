@@ -12,7 +12,7 @@ from the returned maps (`backend` = BACKEND_EAGER; the measurement's notes say w
 `output_attentions` returns non-causal maps, so the fallback always loads eager explicitly. q, k and v never
 leave the model there: that path has no key/query/value norms or angles, and cannot apply attention edits.
 
-`RecordRunner` runs sinklab's own SinkLM, whose attention modules feed the record themselves.
+sinklab's own SinkLM has its own runner (sinklab.model.runner.SinkLMRunner).
 """
 
 from __future__ import annotations
@@ -31,15 +31,10 @@ from torch import nn
 from sinklab.errors import SinklabError
 from sinklab.measure.checks import MeasureError, looks_like_path
 from sinklab.measure.hook import ATTN_NAME, measuring, register
-from sinklab.measure.observer import AttentionObserver
-from sinklab.measure.record import QUERY_BLOCK, AttentionRecord
+from sinklab.measure.record import AttentionRecord
 from sinklab.model.edits import AttentionEdit
+from sinklab.observe import BACKEND_EAGER, BACKEND_REGISTRY, QUERY_BLOCK, AttentionObserver
 
-BACKEND_REGISTRY = "registered attention function"
-# Models whose attention cannot route through the registry (Falcon): eager attention, maps from
-# output_attentions (see the module docstring).
-BACKEND_EAGER = "eager fallback (output_attentions)"
-BACKEND_SINKLAB = "sinklab model record"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -197,11 +192,13 @@ class HFRunner:
     query_block: int = QUERY_BLOCK
     name: str = ""
     layers: int = 0
+    lead: int = 0
+    blocks: nn.ModuleList | None = field(default=None, repr=False)
     _hooks: list[Any] = field(default_factory=list)
     _record: AttentionObserver | None = None
 
     def __post_init__(self) -> None:
-        blocks = decoder_blocks(self.model)
+        self.blocks = blocks = decoder_blocks(self.model)
         if blocks is not None:
             # Hidden-state norms from the blocks themselves: the paper takes the last block before the final
             # norm, which HF's output_hidden_states does not give.
@@ -228,20 +225,24 @@ class HFRunner:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
+    @property
+    def can_edit(self) -> bool:
+        return self.backend == BACKEND_REGISTRY
+
     @torch.no_grad()
     def forward(
         self,
         ids: torch.Tensor,
         record: AttentionObserver | None,
+        edit: AttentionEdit | None = None,
         *,
         all_logits: bool = True,
-        edit: AttentionEdit | None = None,
     ) -> torch.Tensor:
         """Logits of ids (B, T); feeds `record` (if given) for every attention layer. all_logits=False
         projects only the last position: measuring needs no logits, and for a small model with a large
         vocabulary the projection is about a third of the forward's time and its largest activation.
         `edit` changes every attention call's mask / values (registered-function path only)."""
-        if edit is not None and self.backend != BACKEND_REGISTRY:
+        if edit is not None and not self.can_edit:
             raise SinklabError(
                 f"{self.name or type(self.model).__name__} does not route attention through transformers' "
                 "attention registry, so its attention cannot be edited (mask / value ablations)"
@@ -336,26 +337,3 @@ def _accepts(model: nn.Module, argument: str) -> bool:
 def _logits_kwargs(model: nn.Module, all_logits: bool) -> dict[str, Any]:
     """Forward arguments for every position's logits, or only the last one's where the model allows it."""
     return {} if all_logits or not _accepts(model, "logits_to_keep") else {"logits_to_keep": 1}
-
-
-def forward_accepts_record(model: nn.Module) -> bool:
-    return _accepts(model, "record")
-
-
-@dataclass
-class RecordRunner:
-    """A model whose forward takes `record=` (sinklab's SinkLM): its attention modules feed the record."""
-
-    model: nn.Module
-    backend: str = BACKEND_SINKLAB
-    name: str = ""
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    @torch.no_grad()
-    def forward(
-        self, ids: torch.Tensor, record: AttentionObserver | None, *, all_logits: bool = True
-    ) -> torch.Tensor:
-        return self.model(ids.to(self.device), record=record, **_logits_kwargs(self.model, all_logits))

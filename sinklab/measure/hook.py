@@ -29,10 +29,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from sinklab.measure.observer import AttentionObserver
-from sinklab.measure.record import QUERY_BLOCK
 from sinklab.model.attention_weights import Scratch, block_weights, causal_bias, repeat_kv
 from sinklab.model.edits import AttentionEdit, keep_allowed
+from sinklab.observe import QUERY_BLOCK, AttentionObserver
 
 ATTN_NAME = "sinklab"
 

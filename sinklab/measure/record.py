@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from sinklab.measure.checks import QUERY_BLOCK
 from sinklab.measure.metrics import key_divisors, proxy_denominator, proxy_normalize
 from sinklab.model.attention_weights import repeat_kv
+from sinklab.observe import QUERY_BLOCK
 
 
 @dataclass

@@ -43,11 +43,11 @@ from sinklab.model.kernels import KERNELS, Kernel
 from sinklab.model.sinks import KV_BIASES
 
 if TYPE_CHECKING:
-    from sinklab.measure.observer import AttentionObserver
     from sinklab.model.config import ModelConfig
     from sinklab.model.edits import AttentionEdit
     from sinklab.model.masks import Mask
     from sinklab.model.positions import Position
+    from sinklab.observe import AttentionObserver
 
 LINEAR_SCAN_CHUNK = 64
 
@@ -61,7 +61,6 @@ class AttentionContext:
     position: Position
     mask: Mask
     record: AttentionObserver | None = None
-    weights_out: list | None = None  # when a list: each layer appends (weights, slot) over real tokens
     cache: dict = field(default_factory=dict)  # masks shared by the layers
     edit: AttentionEdit | None = None  # an explicit change of keys / values (sinklab ablate); None: none
 
@@ -160,7 +159,7 @@ class Attention(nn.Module):
             out = self._blockwise(
                 q, k, v, n_front, ctx, block, use_checkpoint=backend == "blockwise", edited=edited
             )
-        if ctx.record is not None or ctx.weights_out is not None:
+        if ctx.record is not None:
             edited = self._edited_allowed(keep, n_front, ctx) if keep is not None else None
             self._feed_weights(q, k, n_front, ctx, edited)
 
@@ -329,18 +328,16 @@ class Attention(nn.Module):
             state = state + kc.transpose(-1, -2) @ vc
         return torch.cat(outs, dim=2)
 
-    # ---- weights for the record and for tests ------------------------------------------------------
+    # ---- weights for the record ---------------------------------------------------------------------
     def _feed_weights(self, q, k, n_front, ctx, edited=None):
         """Weights over the real tokens, by query blocks, without gradients; slot = mass on the K/V slot,
         the sink token and any extra logit. Under an edit (`edited`), the edited weights."""
         n_sink = ctx.n_sink
         t_real = q.shape[2] - n_sink
         lead = n_front + n_sink  # columns that are not real tokens
-        block = ctx.record.query_block if ctx.record is not None else t_real
-        collected_w, collected_s = [], []
         with torch.no_grad():
-            for start in range(0, t_real, block):
-                stop = min(start + block, t_real)
+            for start in range(0, t_real, ctx.record.query_block):
+                stop = min(start + ctx.record.query_block, t_real)
                 rows = torch.arange(start, stop, device=q.device) + lead
                 _, w, extra = self._block(
                     q[:, :, n_sink + start : n_sink + stop], k, None, rows, n_front, ctx, edited
@@ -348,14 +345,6 @@ class Attention(nn.Module):
                 slot = w[..., :lead].sum(-1) if lead else None
                 if extra is not None:
                     slot = extra if slot is None else slot + extra
-                w = w[..., lead:]
-                if ctx.record is not None:
-                    ctx.record.add_weights(
-                        self.layer, w, start, slot=slot, normalized=self.kernel.rows_sum_to_one
-                    )
-                if ctx.weights_out is not None:
-                    collected_w.append(w)
-                    collected_s.append(slot)
-        if ctx.weights_out is not None:
-            slot = torch.cat(collected_s, dim=2) if collected_s[0] is not None else None
-            ctx.weights_out.append((torch.cat(collected_w, dim=2), slot))
+                ctx.record.add_weights(
+                    self.layer, w[..., lead:], start, slot=slot, normalized=self.kernel.rows_sum_to_one
+                )

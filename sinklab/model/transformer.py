@@ -17,8 +17,8 @@ from sinklab.model.positions import POSITIONS
 from sinklab.model.sinks import KV_BIASES
 
 if TYPE_CHECKING:
-    from sinklab.measure.observer import AttentionObserver
     from sinklab.model.edits import AttentionEdit
+    from sinklab.observe import AttentionObserver
 
 SINK_TOKEN_INIT_STD = 0.02
 
@@ -92,15 +92,14 @@ class SinkLM(nn.Module):
         input_ids: torch.Tensor,
         record: AttentionObserver | None = None,
         *,
-        return_weights: bool = False,
         logits_to_keep: int = 0,
         edit: AttentionEdit | None = None,
-    ) -> torch.Tensor | tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor | None]]]:
+    ) -> torch.Tensor:
         """Logits (B, T, V). With `record`, attention (in query blocks), q/k/v and hidden states feed it; the
-        caller owns its batch (record.start_batch(B, T) before, record.end_batch() after). With
-        `return_weights`, also each layer's (weights (B, H, T, T), slot mass (B, H, T) or None).
-        `logits_to_keep` > 0 projects only the last positions (as in transformers): a measurement needs
-        no logits, and the vocabulary projection is a large share of a small model's forward. `edit` (an
+        caller owns its batch (record.start_batch(B, T) before, record.end_batch() after); whole weight maps
+        come from an observer too (`sinklab.observe.attention_maps`). `logits_to_keep` > 0 projects only
+        the last positions (as in transformers): a measurement needs no logits, and the vocabulary
+        projection is a large share of a small model's forward. `edit` (an
         `AttentionEdit`, `sinklab ablate`) changes every layer's keys / values on every path, weights
         included; None runs the plain forward."""
         b, t = input_ids.shape
@@ -120,14 +119,12 @@ class SinkLM(nn.Module):
         pos_embed = self.position.embed(pos)
         if pos_embed is not None:
             h = h + pos_embed.to(h.dtype)
-        weights: list | None = [] if return_weights else None
         ctx = AttentionContext(
             pos=pos,
             n_sink=n_sink,
             position=self.position,
             mask=self.mask,
             record=record,
-            weights_out=weights,
             edit=edit,
         )
         if record is not None:
@@ -140,7 +137,7 @@ class SinkLM(nn.Module):
             h = self.norm(h)
         h = h[:, n_sink:]
         logits = self.lm_head(h[:, -logits_to_keep:] if logits_to_keep > 0 else h)
-        return (logits, weights) if return_weights else logits
+        return logits
 
     def num_parameters(self, non_embedding: bool = False) -> int:
         n = sum(p.numel() for p in self.parameters())

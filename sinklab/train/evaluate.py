@@ -1,7 +1,8 @@
 """Training-time evaluation: validation loss and the paper's sink metric through the shared metric code.
 
-The sink is measured exactly as `sinklab measure` does: the model feeds an AttentionRecord, and
-`summarize_alpha` turns the per-sample alpha into Sink_k, per-layer Sink_k and mean alpha_1.
+The sink is measured exactly as `sinklab measure` does: the same loop (`sinklab.observe.observe`) feeds an
+AttentionRecord, and `summarize_alpha` turns the per-sample alpha into Sink_k, per-layer Sink_k and mean
+alpha_1.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from sinklab.measure.analysis import metrics_document
-from sinklab.measure.hf import BACKEND_SINKLAB
 from sinklab.measure.metrics import sink_percent, summarize_alpha, window_alpha
 from sinklab.measure.record import AttentionRecord, RecordResult
+from sinklab.model.runner import SinkLMRunner
+from sinklab.observe import BACKEND_SINKLAB, observe
 
 LOG_POSITIONS = 10  # the pre-train eval of the paper prints the first 10 positions
 
@@ -60,12 +62,8 @@ def record_sink(
 ) -> RecordResult:
     """Run the model over the evaluation ids (N, T) feeding one AttentionRecord."""
     record = AttentionRecord(analyses=analyses)
-    for start in range(0, len(ids), batch_size):
-        batch = ids[start : start + batch_size]
-        record.start_batch(*batch.shape)
-        with autocast():
-            model(batch, record=record)
-        record.end_batch()
+    with autocast():
+        observe(SinkLMRunner(model), ids, record, batch_size)
     return record.result()
 
 

@@ -18,6 +18,7 @@ from transformers import AutoModelForCausalLM
 from sinklab.ablate.api import ablate
 from sinklab.errors import SinklabError
 from sinklab.model.attention import Attention, AttentionContext
+from sinklab.observe import WeightsObserver
 
 from .helpers import losses, mask_hooks, remove, write_ids
 
@@ -62,13 +63,15 @@ def _hand_edited_hooks(model, keep: Callable[[int], torch.Tensor]) -> list:
     def hook(module: Attention, args, output):
         x, ctx = args
         b, t, _ = x.shape
-        weights: list = []
+        observer = WeightsObserver()
+        observer.start_batch(b, t)
         plain = AttentionContext(
-            pos=ctx.pos, n_sink=ctx.n_sink, position=ctx.position, mask=ctx.mask, weights_out=weights
+            pos=ctx.pos, n_sink=ctx.n_sink, position=ctx.position, mask=ctx.mask, record=observer
         )
         with torch.no_grad():
             plain_out = Attention.forward(module, x, plain)  # the plain module, hooks bypassed
-        w, slot = weights[0]  # (B, H, T, T) over tokens, slot (B, H, T): K/V slot + sink token
+        observer.end_batch()
+        w, slot = observer.maps[0]  # (B, H, T, T) over tokens, slot (B, H, T): K/V slot + sink token
         s = ctx.n_sink
         h, d = module.n_head, module.head_dim
         v = module.v_proj(x).view(b, t, module.n_kv_head, d).transpose(1, 2)

@@ -13,6 +13,7 @@ from sinklab.experiments.lengths import CACHE_FILE, sink_by_length
 from sinklab.model.config import ModelConfig
 from sinklab.model.io import save_pretrained
 from sinklab.model.transformer import SinkLM
+from sinklab.observe import attention_maps
 
 
 def make_run(run_dir, seed: int = 0) -> torch.Tensor:
@@ -36,7 +37,7 @@ def naive(run_dir, ids: torch.Tensor, length: int, eps: float) -> float:
 
     model = load_pretrained(run_dir / "model").eval()
     with torch.no_grad():
-        _, layers = model(ids, return_weights=True)
+        layers = attention_maps(model, ids)
     alpha = torch.stack([w[:, :, :length, 0].mean(-1) for w, _ in layers], dim=1)  # (S, L, H)
     return float((alpha > eps).double().mean() * 100)
 

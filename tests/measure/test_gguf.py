@@ -16,7 +16,9 @@ from transformers import AutoModelForCausalLM, LlamaConfig
 
 from sinklab.cli import main
 from sinklab.measure import hf
-from sinklab.measure.api import load_model, measure
+from sinklab.measure.api import measure
+from sinklab.measure.load import load_model
+from sinklab.observe import BACKEND_REGISTRY
 
 NAME = "tiny-f32.gguf"
 HEADS, KV_HEADS, HIDDEN, LAYERS, FFN, CONTEXT = 4, 2, 64, 2, 128, 128
@@ -129,7 +131,7 @@ def test_gguf_loads_the_same_model(folders: tuple[Path, Path, torch.nn.Module]) 
     _, gguf_dir, original = folders
     loaded = load_model(str(gguf_dir), gguf_file=NAME)
     net = loaded.runner.model
-    assert loaded.runner.backend == hf.BACKEND_REGISTRY
+    assert loaded.runner.backend == BACKEND_REGISTRY
     cfg = net.config
     shape = (cfg.num_attention_heads, cfg.num_key_value_heads, cfg.num_hidden_layers)
     assert shape == (HEADS, KV_HEADS, LAYERS)
@@ -162,7 +164,7 @@ def test_gguf_measures_like_hf_folder(folders: tuple[Path, Path, torch.nn.Module
     hf_dir, gguf_dir, _ = folders
     ref = measure(str(hf_dir), "random:0", length=16, samples=4, plots=False)
     got = measure(str(gguf_dir), "random:0", gguf_file=NAME, length=16, samples=4, plots=False)
-    assert got.backend == ref.backend == hf.BACKEND_REGISTRY
+    assert got.backend == ref.backend == BACKEND_REGISTRY
     np.testing.assert_allclose(np.array(got.alpha), np.array(ref.alpha), atol=1e-5)
     assert got.sink_percent == ref.sink_percent
     assert got.strongest_head is not None and ref.strongest_head is not None

@@ -10,10 +10,11 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from sinklab.measure import hf
-from sinklab.measure.api import _record_result, measure_token_ids
+from sinklab.measure.api import measure_token_ids
 from sinklab.measure.make_tiny import ARCHITECTURES, tiny_config
 from sinklab.measure.metrics import importance_scores, sink_percent
 from sinklab.measure.record import AttentionRecord
+from sinklab.observe import BACKEND_EAGER, BACKEND_REGISTRY, observe
 
 EPS = (0.05, 0.1, 0.3)
 T = 24  # longer than the sliding windows (8) of Mistral, Gemma2/3 and gpt-oss
@@ -41,6 +42,11 @@ def _eager_reference(folder: Path, ids: torch.Tensor) -> tuple[np.ndarray, np.nd
     return alpha, slot_mass.numpy(), out.logits
 
 
+def _record_result(runner, ids, batch_size, analyses, query_block, progress=False):
+    record = AttentionRecord(analyses=analyses, query_block=query_block)
+    return observe(runner, ids, record, batch_size, progress=progress).result()
+
+
 @pytest.mark.parametrize("model_type", list(ARCHITECTURES))
 def test_registered_path_matches_eager_maps(model_type: str, tmp_path: Path) -> None:
     folder = _save(model_type, tmp_path / model_type)
@@ -51,9 +57,9 @@ def test_registered_path_matches_eager_maps(model_type: str, tmp_path: Path) -> 
     runner = hf.prepare_hf(net, name=model_type)
     # Which path a model takes is the transformers release's business (Falcon moved to the registry in
     # 5.25); what must hold is that either path gives eager's maps. Falcon may take either.
-    assert runner.backend in (hf.BACKEND_REGISTRY, hf.BACKEND_EAGER)
+    assert runner.backend in (BACKEND_REGISTRY, BACKEND_EAGER)
     if model_type != "falcon":
-        assert runner.backend == hf.BACKEND_REGISTRY
+        assert runner.backend == BACKEND_REGISTRY
     result = _record_result(runner, ids, batch_size=2, analyses=True, query_block=7, progress=False)
     np.testing.assert_allclose(result.alpha, ref_alpha, atol=1e-5)
     for e in EPS:
@@ -64,7 +70,7 @@ def test_registered_path_matches_eager_maps(model_type: str, tmp_path: Path) -> 
         assert result.slot_alpha is not None
         np.testing.assert_allclose(result.slot_alpha, (1.0 + ref_slot) / (T + 1), atol=1e-5)
         assert ref_slot.mean() > 0.1
-    elif runner.backend == hf.BACKEND_REGISTRY:
+    elif runner.backend == BACKEND_REGISTRY:
         assert result.slot_alpha is None
         assert result.key_norm is not None and result.key_norm.shape == (2, T)
     assert result.hidden_norm is not None and result.hidden_norm.shape == (3, T)
@@ -89,7 +95,7 @@ def test_forced_eager_fallback_equals_registry(tmp_path: Path) -> None:
     ids = torch.randint(3, 300, (2, T), generator=torch.Generator().manual_seed(2))
     fast = _record_result(hf.prepare_hf(hf.load_hf_model(str(folder))), ids, 2, False, 5, False)
     runner = hf.prepare_hf(hf.load_hf_model(str(folder)), force_eager=True)
-    assert runner.backend == hf.BACKEND_EAGER
+    assert runner.backend == BACKEND_EAGER
     slow = _record_result(runner, ids, 2, False, 5, False)
     np.testing.assert_allclose(fast.alpha, slow.alpha, atol=1e-5)
 

@@ -170,7 +170,7 @@ def test_model_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
 def test_non_causal_model_is_refused(tmp_path: Path) -> None:
     from transformers import BertConfig, BertForMaskedLM
 
-    from sinklab.measure.api import load_model
+    from sinklab.measure.load import load_model
 
     cfg = BertConfig(
         vocab_size=64, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64

@@ -11,7 +11,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, LlamaConfig
 
-from sinklab.measure import api
+from sinklab.measure import api, observers
 from sinklab.measure.metrics import importance_scores, proxy_normalize, sink_percent, sink_percent_by_layer
 
 EPS = (0.05, 0.3)
@@ -65,8 +65,8 @@ def test_metrics_json_and_head_map_equal_eager(
 ) -> None:
     ids_path, ids = _ids_file(tmp_path, 7, length)
     passes = []
-    record_ids = api.record_ids
-    monkeypatch.setattr(api, "record_ids", lambda *a, **k: passes.append(1) or record_ids(*a, **k))
+    observe = api.observe
+    monkeypatch.setattr(api, "observe", lambda *a, **k: passes.append(1) or observe(*a, **k))
     out = tmp_path / "out"
     result = api.measure(
         str(llama_folder),
@@ -95,14 +95,16 @@ def test_metrics_json_and_head_map_equal_eager(
     layer, head = np.unravel_index(int(np.argmax(first)), first.shape)
     strongest = metrics["strongest_head"]
     assert (strongest["layer"], strongest["head"], strongest["map_samples"]) == (layer, head, 4)
-    corner = min(length, api.MAP_POSITIONS)
-    reference = maps[: api.MAP_SAMPLES, layer, head, :corner, :corner].double().mean(0).numpy()
+    corner = min(length, observers.MAP_POSITIONS)
+    reference = maps[: observers.MAP_SAMPLES, layer, head, :corner, :corner].double().mean(0).numpy()
     assert result.head_map is not None and result.head_map.shape == (corner, corner)
     np.testing.assert_allclose(result.head_map, reference, atol=1e-6)
     assert (out / "strongest_head_map.png").stat().st_size > 0
 
 
-def _feed_in_blocks(record: api.HeadMapRecord, weights: torch.Tensor, slot: torch.Tensor | None, block: int):
+def _feed_in_blocks(
+    record: observers.HeadMapRecord, weights: torch.Tensor, slot: torch.Tensor | None, block: int
+):
     """Hand (B, H, T, T) weights over as a causal caller does: query blocks, only the keys each can see."""
     b, _, t, _ = weights.shape
     record.start_batch(b, t)
@@ -128,7 +130,7 @@ def test_head_map_record_keeps_the_first_samples_corner(normalized: bool) -> Non
         weights = weights / weights.sum(-1, keepdim=True)
     else:
         slot = torch.rand(6, 3, t, generator=gen)
-    record = api.HeadMapRecord(samples=4, positions=5)
+    record = observers.HeadMapRecord(samples=4, positions=5)
     _feed_in_blocks(record, weights[:3], slot[:3] if slot is not None else None, 4)
     _feed_in_blocks(record, weights[3:], slot[3:] if slot is not None else None, 4)
     assert record.count == 4
@@ -140,7 +142,7 @@ def test_head_map_record_keeps_the_first_samples_corner(normalized: bool) -> Non
 
 
 def test_head_map_record_wants_no_layer_after_its_samples() -> None:
-    record = api.HeadMapRecord(samples=2)
+    record = observers.HeadMapRecord(samples=2)
     record.start_batch(2, 8)
     assert record.wants_layer(0)
     record.end_batch()

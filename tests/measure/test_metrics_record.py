@@ -149,9 +149,9 @@ def test_window_alpha_counts_only_the_queries_that_see_the_key():
 def test_every_observer_implements_the_protocol():
     """The model and the HF hook feed any AttentionObserver; each observer sinklab has implements it."""
     from sinklab.ablate.stats import SinkCounts
-    from sinklab.measure.api import HeadMapRecord
-    from sinklab.measure.observer import AttentionObserver
+    from sinklab.measure.observers import HeadMapRecord
     from sinklab.measure.record import AttentionRecord
+    from sinklab.observe import AttentionObserver
 
     for observer in (AttentionRecord(), HeadMapRecord(), SinkCounts(eps=(0.3,), positions=4)):
         assert isinstance(observer, AttentionObserver), type(observer).__name__
@@ -160,21 +160,25 @@ def test_every_observer_implements_the_protocol():
 
 
 def test_every_runner_implements_the_protocol():
-    """measure runs a model only through ModelRunner: the HF runner and sinklab's own both implement it."""
+    """Every command runs a model only through ModelRunner: the HF runner and SinkLM's (the one class for
+    sinklab's model) both implement it, edits included."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from sinklab.measure.hf import HFRunner, RecordRunner
-    from sinklab.measure.observer import ModelRunner
+    from sinklab.measure.hf import HFRunner
     from sinklab.model.config import ModelConfig
+    from sinklab.model.edits import AttentionEdit
+    from sinklab.model.runner import SinkLMRunner
     from sinklab.model.transformer import SinkLM
+    from sinklab.observe import ModelRunner
 
     cfg = LlamaConfig(
         vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2
     )
     hf_runner = HFRunner(LlamaForCausalLM(cfg).eval())
     small = ModelConfig(vocab_size=32, context=8, n_layer=1, n_head=2, d_model=16, d_ff=32)
-    own = RecordRunner(SinkLM(small))
+    own = SinkLMRunner(SinkLM(small))
     ids = torch.randint(0, 32, (1, 6))
     for runner in (hf_runner, own):
         assert isinstance(runner, ModelRunner), type(runner).__name__
         assert runner.forward(ids, None, all_logits=False).shape[0] == 1
+        assert runner.can_edit and runner.forward(ids, None, AttentionEdit()).shape == (1, 6, 32)

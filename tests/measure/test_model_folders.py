@@ -11,9 +11,9 @@ import pytest
 
 import sinklab
 from sinklab.cli import main
-from sinklab.measure.api import load_model
 from sinklab.measure.checks import MeasureError
 from sinklab.measure.inputs import load_inputs
+from sinklab.measure.load import load_model
 from sinklab.measure.make_tiny import tiny_config
 
 ARCHITECTURES = ("gpt2", "gpt_neox", "opt", "qwen2", "qwen3", "gemma2")

@@ -12,7 +12,7 @@ import pytest
 
 import sinklab.io
 from sinklab.cli import main
-from sinklab.measure import api
+from sinklab.measure import api, opening
 
 
 def _argv(model: Path, out: Path, *extra: str) -> list[str]:
@@ -43,7 +43,7 @@ def test_out_is_checked_before_the_model_loads(
     def no_loading(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("the model was loaded before --out was checked")
 
-    monkeypatch.setattr(api, "load_model", no_loading)
+    monkeypatch.setattr(opening, "load_model", no_loading)
     taken = tmp_path / "file.txt"
     taken.write_text("mine")
     assert main(_argv(tiny_llama, taken)) == 2
@@ -61,7 +61,7 @@ def test_interrupt_while_measuring_leaves_no_out(
     def interrupted(*args: Any, **kwargs: Any) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(api, "record_ids", interrupted)
+    monkeypatch.setattr(api, "observe", interrupted)
     out = tmp_path / "new" / "out"
     assert main(_argv(tiny_llama, out)) == 130
     err = capsys.readouterr().err

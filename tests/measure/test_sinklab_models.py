@@ -71,7 +71,7 @@ def test_run_dir_and_checkpoint_dir(tmp_path: Path) -> None:
 
 
 def test_corrupt_sinklab_dir_is_a_clear_error(tmp_path: Path) -> None:
-    from sinklab.measure.api import load_model
+    from sinklab.measure.load import load_model
     from sinklab.model import save_pretrained
 
     save_pretrained(_tiny(), tmp_path / "m")

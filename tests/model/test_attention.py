@@ -9,6 +9,7 @@ import torch
 from sinklab.measure.record import AttentionRecord
 from sinklab.model.edits import AttentionEdit
 from sinklab.model.kernels import KERNELS
+from sinklab.observe import attention_maps
 
 from .helpers import tiny_model
 
@@ -99,7 +100,7 @@ def test_record_matches_naive_alpha_and_leaves_logits_unchanged(variant):
     model = tiny_model(**variant)
     with torch.no_grad():
         plain = model(IDS)
-        _, maps = model(IDS, return_weights=True)
+        maps = attention_maps(model, IDS)
         rec = AttentionRecord(query_block=4)
         rec.start_batch(*IDS.shape)
         recorded = model(IDS, record=rec)
@@ -222,8 +223,8 @@ def test_edited_weights_are_the_plain_weights_edited_by_hand(variant, keep):
     kernel = model.layers[0].self_attn.kernel
     t = IDS.shape[1]
     with torch.no_grad():
-        _, plain = model(IDS, return_weights=True)
-        _, edited = model(IDS, return_weights=True, edit=DropKeys(keep))
+        plain = attention_maps(model, IDS)
+        edited = attention_maps(model, IDS, DropKeys(keep))
         rec = AttentionRecord(query_block=4)
         rec.start_batch(*IDS.shape)
         model(IDS, record=rec, edit=DropKeys(keep))

@@ -12,6 +12,7 @@ from sinklab.model.attention import Attention, AttentionContext
 from sinklab.model.kernels import KERNELS
 from sinklab.model.masks import MASKS
 from sinklab.model.positions import POSITIONS
+from sinklab.observe import WeightsObserver, attention_maps
 
 from .helpers import NAIVE_KERNELS, naive_weight_row, tiny_config
 
@@ -74,17 +75,19 @@ def test_kernel_matches_naive_loop(name, normalize):
     for backend in ("reference", "blockwise", "auto"):
         attn.cfg.backend = backend
         attn.cfg.block_size = 3
-        weights: list = []
+        observer = WeightsObserver()
+        observer.start_batch(2, t)
         ctx = AttentionContext(
             pos=torch.arange(t),
             n_sink=0,
             position=POSITIONS.get("nope")(cfg),
             mask=MASKS.get("causal")(cfg.attention),
-            weights_out=weights,
+            record=observer,
         )
         y = attn(x, ctx)
+        observer.end_batch()
         torch.testing.assert_close(y, F.linear(out_ref, attn.o_proj.weight), rtol=1e-9, atol=1e-10)
-        w, slot = weights[0]
+        w, slot = observer.maps[0]
         torch.testing.assert_close(w, w_ref, rtol=1e-9, atol=1e-12)
         if slot_ref is None:
             assert slot is None
@@ -96,12 +99,12 @@ def test_softmax_rows_sum_to_one_and_unnormalised_sigmoid_rows_do_not():
     from .helpers import tiny_model
 
     ids = torch.randint(0, 37, (1, 12))
-    _, maps = tiny_model()(ids, return_weights=True)
+    maps = attention_maps(tiny_model(), ids)
     torch.testing.assert_close(maps[0][0].sum(-1), torch.ones(1, 4, 12, dtype=torch.float64))
-    _, maps = tiny_model(attention={"kernel": "sigmoid", "normalize": False})(ids, return_weights=True)
+    maps = attention_maps(tiny_model(attention={"kernel": "sigmoid", "normalize": False}), ids)
     sums = maps[0][0].sum(-1)
     assert (sums - 1).abs().max() > 0.1
-    _, maps = tiny_model(attention={"kernel": "sigmoid", "normalize": True})(ids, return_weights=True)
+    maps = attention_maps(tiny_model(attention={"kernel": "sigmoid", "normalize": True}), ids)
     torch.testing.assert_close(maps[0][0].sum(-1), torch.ones(1, 4, 12, dtype=torch.float64))
 
 
@@ -129,7 +132,7 @@ def test_rows_sum_to_one_says_the_truth(name, normalize):
             layer.self_attn.q_proj.weight.mul_(3.0)
             layer.self_attn.k_proj.weight.mul_(3.0)
     ids = torch.randint(0, 37, (2, 12))
-    _, maps = model(ids, return_weights=True)
+    maps = attention_maps(model, ids)
     weights, slot = maps[0]
     total = weights.sum(-1) + (slot if slot is not None else 0.0)
     sums_to_one = bool(torch.allclose(total, torch.ones_like(total), atol=1e-6))

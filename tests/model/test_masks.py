@@ -7,6 +7,7 @@ import torch
 
 from sinklab.model import AttentionConfig
 from sinklab.model.masks import MASKS
+from sinklab.observe import attention_maps
 
 from .helpers import tiny_model
 
@@ -42,7 +43,7 @@ def test_mask_position_by_position(name):
 @pytest.mark.parametrize("kernel", ["softmax", "sigmoid", "linear_elu"])
 def test_weights_zero_outside_the_mask(name, kernel):
     model = tiny_model(attention={"mask": name, "kernel": kernel, **MASK_OPTIONS[name]})
-    _, maps = model(torch.randint(0, 37, (1, 9)), return_weights=True)
+    maps = attention_maps(model, torch.randint(0, 37, (1, 9)))
     w = maps[0][0][0, 0]
     for i in range(9):
         for j in range(9):

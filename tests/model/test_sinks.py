@@ -9,6 +9,7 @@ import torch
 
 from sinklab.model import SinkLM
 from sinklab.model.sinks import KV_BIASES
+from sinklab.observe import attention_maps
 
 from .helpers import tiny_config, tiny_model
 
@@ -32,7 +33,7 @@ def test_every_kv_bias_runs_and_trains(name, per_head):
 
 def test_kv_slot_receives_attention_and_rows_sum_to_one_with_it():
     model = tiny_model(kv_bias="kv")
-    _, maps = model(IDS, return_weights=True)
+    maps = attention_maps(model, IDS)
     w, slot = maps[0]
     assert slot is not None and (slot > 0).all()
     torch.testing.assert_close(w.sum(-1) + slot, torch.ones_like(slot))
@@ -43,14 +44,17 @@ def test_value_zero_slot_contributes_nothing():
     model = tiny_model(kv_bias="k", n_layer=1)
     attn = model.layers[0].self_attn
     x = torch.randn(1, 6, 32, dtype=torch.float64)
-    ctx_out = []
     from sinklab.model.attention import AttentionContext
+    from sinklab.observe import WeightsObserver
 
+    observer = WeightsObserver()
+    observer.start_batch(1, 6)
     ctx = AttentionContext(
-        pos=torch.arange(6), n_sink=0, position=model.position, mask=model.mask, weights_out=ctx_out
+        pos=torch.arange(6), n_sink=0, position=model.position, mask=model.mask, record=observer
     )
     y = attn(x, ctx)
-    w, slot = ctx_out[0]
+    observer.end_batch()
+    w, slot = observer.maps[0]
     v = (x @ attn.v_proj.weight.T).view(1, 6, 4, 8).transpose(1, 2)
     expected = (w @ v).transpose(1, 2).reshape(1, 6, 32) @ attn.o_proj.weight.T  # slot value adds 0
     torch.testing.assert_close(y, expected)
@@ -62,7 +66,7 @@ def test_fixed_value_is_a_buffer_of_the_chosen_norm():
     bias = model.layers[0].self_attn.kv_bias
     assert not any("v_fixed" in n for n, _ in model.named_parameters())
     torch.testing.assert_close(bias.v_fixed, torch.full((8,), 5.0 / math.sqrt(8), dtype=torch.float64))
-    _, maps = model(IDS, return_weights=True)
+    maps = attention_maps(model, IDS)
     assert (maps[0][1] > 0).all()
 
 
@@ -125,7 +129,7 @@ def test_v_bias_equals_adding_the_bias_to_every_value():
 
 def test_sink_token_is_the_slot_and_logits_cover_real_tokens():
     model = tiny_model(kv_bias="sink_token")
-    logits, maps = model(IDS, return_weights=True)
+    logits, maps = model(IDS), attention_maps(model, IDS)
     assert logits.shape == (2, 11, 37)
     w, slot = maps[0]
     assert w.shape == (2, 4, 11, 11)
