@@ -1,8 +1,8 @@
 """What an ablation run keeps: running sums only, so memory does not grow with the number of samples.
 
-- `SinkCounts`: an attention observer (the protocol `AttentionRecord` follows) that keeps, per batch, alpha_k
-  of the first few key positions and adds up how many (sample, layer, head) triples pass each epsilon: the
-  paper's Sink_k (sinklab.measure.metrics), without keeping per-sample alpha.
+- `SinkCounts`: an `AttentionRecord` that turns each batch's column sums into alpha_k of the first few key
+  positions and adds up how many (sample, layer, head) triples pass each epsilon: the paper's Sink_k
+  (sinklab.measure.metrics), without keeping per-sample alpha.
 - `LossStats`: next-token loss of one forward pass per sample and per position, paired with the unablated
   pass on the same tokens, as sums and sums of squares (mean, sd and a normal interval come from them).
 """
@@ -17,14 +17,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sinklab.measure.metrics import key_divisors, proxy_normalize, sink_percent, window_alpha
+from sinklab.measure.metrics import sink_percent, window_alpha
+from sinklab.measure.record import AttentionRecord
 
 Z95 = 1.959964  # two-sided 95 % normal quantile
 
 
-@dataclass
-class SinkCounts:
-    """Sink_k^eps for k = 1..positions, per layer and overall, summed over batches (streaming).
+@dataclass(kw_only=True)
+class SinkCounts(AttentionRecord):
+    """Sink_k^eps for k = 1..positions, per layer and overall, summed over batches (streaming): the record's
+    column sums of each batch, turned into counts at its end instead of kept.
 
     `window`: also count alpha renormalised by the queries a window of that many keys lets see each key
     (metrics.window_alpha), the reading a sliding-window model needs."""
@@ -32,11 +34,7 @@ class SinkCounts:
     eps: Sequence[float]
     positions: int
     window: int | None = None
-    query_block: int = 128  # read by sinklab's own attention module; unused by the HF path
     analyses: bool = False
-    _batch: int = 0
-    _seq_len: int = 0
-    _colsum: dict[int, torch.Tensor] = field(default_factory=dict)
     samples: int = 0
     # (len(eps), L, K) counts of alpha_k > eps over samples and heads; (L, H, K) sums of alpha_k
     _above: np.ndarray | None = None
@@ -44,59 +42,16 @@ class SinkCounts:
     _alpha_sum: np.ndarray | None = None
     heads: int = 0
 
-    # The AttentionObserver protocol (sinklab.measure.observer).
-    @property
-    def batch_shape(self) -> tuple[int, int]:
-        return self._batch, self._seq_len
-
-    def wants_layer(self, layer: int) -> bool:
-        return True
-
-    def start_batch(self, batch_size: int, seq_len: int) -> None:
-        self._batch, self._seq_len = batch_size, seq_len
-        self._colsum = {}
-
-    def add_weights(
-        self,
-        layer: int,
-        weights: torch.Tensor,
-        query_start: int = 0,
-        *,
-        slot: torch.Tensor | None = None,
-        normalized: bool = True,
-    ) -> None:
-        k = min(self.positions, weights.shape[-1])
-        w = weights.float() if normalized else proxy_normalize(weights.float(), slot)
-        sums = self._colsum.get(layer)
-        if sums is None:
-            sums = w.new_zeros(w.shape[0], w.shape[1], self.positions)
-            self._colsum[layer] = sums
-        sums[..., :k] += w[..., :k].sum(dim=2)
-
-    def add_qkv(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
-        return None  # the counts need the weights only
-
-    def add_hidden(self, index: int, hidden: torch.Tensor) -> None:
-        return None
-
     def end_batch(self) -> None:
-        if not self._colsum:
-            raise RuntimeError("no attention reached the record in this batch")
-        layers = [self._colsum[i] for i in range(max(self._colsum) + 1)]
-        divisors = key_divisors(self._seq_len)[: self.positions]
-        alpha = (torch.stack([c.cpu() for c in layers], dim=1) / divisors).numpy()  # (B, L, H, K)
+        full = self.batch_alpha()[1].numpy()  # (B, L, H, T)
+        alpha = full[..., : self.positions]
         b, n_layers, heads, _ = alpha.shape
         if self._above is None:
             self._above = np.zeros((len(self.eps), n_layers, self.positions))
             self._above_window = np.zeros_like(self._above)
             self._alpha_sum = np.zeros((n_layers, heads, self.positions))
             self.heads = heads
-        windowed = None
-        if self.window is not None:
-            # window_alpha wants the full length: pad alpha to T with zeros, then cut again.
-            padded = np.zeros((*alpha.shape[:-1], self._seq_len))
-            padded[..., : self.positions] = alpha
-            windowed = window_alpha(padded, self.window)[..., : self.positions]
+        windowed = window_alpha(full, self.window)[..., : self.positions] if self.window is not None else None
         for i, e in enumerate(self.eps):
             for layer in range(n_layers):
                 # sink_percent is the one definition of Sink_k; back to counts for exact streaming sums.
@@ -105,7 +60,7 @@ class SinkCounts:
                     self._above_window[i, layer] += sink_percent(windowed[:, layer], e) / 100.0 * b * heads
         self._alpha_sum += alpha.sum(axis=0)
         self.samples += b
-        self._colsum = {}
+        self._layers = {}
 
     # ---- results -----------------------------------------------------------------------------------
     def sink_percent(self, window: bool = False) -> dict[str, list[float]]:

@@ -60,7 +60,7 @@ class AttentionRecord:
     _any_raw: bool = False
     _any_slot: bool = False
 
-    # ---- batch lifecycle (the AttentionObserver protocol, sinklab.measure.observer) ---------------
+    # ---- batch lifecycle (the AttentionObserver protocol, sinklab.observe) -------------------------
     @property
     def batch_shape(self) -> tuple[int, int]:
         return self._batch, self._seq_len
@@ -72,7 +72,8 @@ class AttentionRecord:
         self._batch, self._seq_len = batch_size, seq_len
         self._layers = {}
 
-    def end_batch(self) -> None:
+    def batch_alpha(self) -> tuple[list[_LayerSums], torch.Tensor]:
+        """The batch's column sums per layer, and its alpha (B, L, H, T) on proxy-normalised rows."""
         if not self._layers:
             raise RuntimeError(
                 "no attention was recorded in this batch: the model's attention did not reach the record"
@@ -81,9 +82,13 @@ class AttentionRecord:
         missing = sorted(set(range(n_layers)) - set(self._layers))
         if missing:
             raise RuntimeError(f"attention of layer(s) {missing} was not recorded")
-        divisors = key_divisors(self._seq_len)
         layers = [self._layers[i] for i in range(n_layers)]
-        alpha = torch.stack([s.colsum.float().cpu() for s in layers], dim=1) / divisors
+        divisors = key_divisors(self._seq_len)
+        return layers, torch.stack([s.colsum.float().cpu() for s in layers], dim=1) / divisors
+
+    def end_batch(self) -> None:
+        layers, alpha = self.batch_alpha()
+        divisors = key_divisors(self._seq_len)
         self._alpha.append(alpha.numpy())
         if self._any_raw:
             raw = torch.stack(
