@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # torch is imported where it is used: `sinklab measure --help` needs these names only
     import torch
@@ -33,20 +33,25 @@ BACKEND_SINKLAB = "sinklab model record"
 QUERY_BLOCK = 128
 
 
-@runtime_checkable
-class AttentionObserver(Protocol):
-    query_block: int  # queries per block a model's own attention hands over at once
+class AttentionObserver:
+    """Receives what a model computes while it runs, one batch at a time (start_batch, the forward,
+    end_batch). Subclasses implement `_weights` and, where they want them, `add_qkv` / `add_hidden`; the
+    model and the hook call only the methods below."""
+
+    query_block: int = QUERY_BLOCK  # queries per block a model's own attention hands over at once
+    _shape: tuple[int, int] = (0, 0)
 
     @property
     def batch_shape(self) -> tuple[int, int]:
         """(batch, tokens) of the batch being recorded (set by start_batch)."""
-        ...
+        return self._shape
 
-    def start_batch(self, batch_size: int, seq_len: int) -> None: ...
+    def start_batch(self, batch_size: int, seq_len: int) -> None:
+        self._shape = (batch_size, seq_len)
 
     def wants_layer(self, layer: int) -> bool:
         """False for layers whose weights need not be recomputed (a pass about one layer skips the rest)."""
-        ...
+        return True
 
     def add_weights(
         self,
@@ -59,45 +64,45 @@ class AttentionObserver(Protocol):
     ) -> None:
         """Weights (B, H, q, <= T) of queries query_start.. of `layer` (keys a causal block cannot see may
         be left out); `slot`: (B, H, q) mass of a sink slot or sink logit; `normalized`: rows sum to one."""
-        ...
+        self._weights(layer, weights, query_start, slot, normalized)
 
-    def add_qkv(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor | None) -> None: ...
+    def _weights(self, layer: int, w: torch.Tensor, start: int, slot: torch.Tensor | None, normalized: bool):
+        raise NotImplementedError
+
+    def add_qkv(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor | None) -> None:
+        """Queries, keys (after positions) and values (B, H, T, D) of `layer`."""
 
     def add_hidden(self, index: int, hidden: torch.Tensor) -> None:
         """Hidden states (B, T, D): index 0 after the embedding, i after block i."""
-        ...
 
-    def end_batch(self) -> None: ...
+    def end_batch(self) -> None:
+        """The batch is complete."""
 
 
-@runtime_checkable
-class ModelRunner(Protocol):
+class ModelRunner:
     """How a measurement runs a model: `sinklab.model.runner.SinkLMRunner` (sinklab's SinkLM, through
     `record=` and `edit=`) and `sinklab.measure.hf.HFRunner` (any Hugging Face causal LM, through the
-    registered attention hook or the eager fallback)."""
+    registered attention hook or the eager fallback). Subclasses set the attributes and implement `_run`."""
 
     model: nn.Module
     backend: str  # the path that fed the observer, as metrics.json reports it
     name: str
     query_block: int
+    lead: int = 0  # positions the blocks' outputs hold before token 1 (a SinkLM's prepended sink token)
 
     @property
-    def device(self) -> torch.device: ...
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
 
     @property
     def can_edit(self) -> bool:
         """Whether `forward` can apply an AttentionEdit (mask / value ablations)."""
-        ...
+        return True
 
     @property
     def blocks(self) -> nn.ModuleList | None:
         """The decoder blocks (for hooks on their outputs), or None where they cannot be found."""
-        ...
-
-    @property
-    def lead(self) -> int:
-        """Positions the blocks' outputs hold before token 1 (a SinkLM's prepended sink token)."""
-        ...
+        return None
 
     def forward(
         self,
@@ -107,9 +112,16 @@ class ModelRunner(Protocol):
         *,
         all_logits: bool = True,
     ) -> torch.Tensor:
-        """Logits of ids (B, T), feeding `observer` (if given) from every attention layer and applying
-        `edit` (if given); all_logits=False may project only the last position (a measurement needs none)."""
-        ...
+        """Logits of ids (B, T), without gradients, feeding `observer` (if given) from every attention layer
+        and applying `edit` (if given); all_logits=False may project only the last position (a measurement
+        needs none)."""
+        import torch
+
+        with torch.no_grad():
+            return self._run(ids.to(self.device), observer, edit, all_logits)
+
+    def _run(self, ids, observer, edit, all_logits):  # the logits, as forward says; ids on self.device
+        raise NotImplementedError
 
 
 def observe(
@@ -140,7 +152,7 @@ def observe(
 
 
 @dataclass
-class Observers:
+class Observers(AttentionObserver):
     """Feeds several observers from one forward pass: the first one's query blocks, the union of their
     layers (each observer receives only the layers it wants)."""
 
@@ -161,10 +173,10 @@ class Observers:
     def wants_layer(self, layer: int) -> bool:
         return any(observer.wants_layer(layer) for observer in self.members)
 
-    def add_weights(self, layer: int, weights: torch.Tensor, query_start: int = 0, **kw) -> None:
+    def _weights(self, layer: int, w: torch.Tensor, start: int, slot: torch.Tensor | None, normalized: bool):
         for observer in self.members:
             if observer.wants_layer(layer):
-                observer.add_weights(layer, weights, query_start, **kw)
+                observer.add_weights(layer, w, start, slot=slot, normalized=normalized)
 
     def add_qkv(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor | None) -> None:
         for observer in self.members:
@@ -180,39 +192,21 @@ class Observers:
 
 
 @dataclass
-class WeightsObserver:
+class WeightsObserver(AttentionObserver):
     """Keeps every layer's whole weight map of one batch: `maps[layer]` = (weights (B, H, T, T) over the
     token keys, slot mass (B, H, T) or None). For figures and tests on short sequences only: the measuring
     observers reduce the weights as they come instead."""
 
     query_block: int = 1 << 30  # the whole sequence in one block
     maps: list[tuple[torch.Tensor, torch.Tensor | None]] = field(default_factory=list)
-    batch_shape: tuple[int, int] = (0, 0)
     _parts: dict[int, list[tuple[torch.Tensor, torch.Tensor | None]]] = field(default_factory=dict)
 
     def start_batch(self, batch_size: int, seq_len: int) -> None:
-        self.batch_shape = (batch_size, seq_len)
+        super().start_batch(batch_size, seq_len)
         self._parts, self.maps = {}, []
 
-    def wants_layer(self, layer: int) -> bool:
-        return True
-
-    def add_weights(
-        self,
-        layer: int,
-        weights: torch.Tensor,
-        query_start: int = 0,
-        *,
-        slot: torch.Tensor | None = None,
-        normalized: bool = True,
-    ) -> None:
-        self._parts.setdefault(layer, []).append((weights, slot))
-
-    def add_qkv(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor | None) -> None:
-        return None
-
-    def add_hidden(self, index: int, hidden: torch.Tensor) -> None:
-        return None
+    def _weights(self, layer: int, w: torch.Tensor, start: int, slot: torch.Tensor | None, normalized: bool):
+        self._parts.setdefault(layer, []).append((w, slot))
 
     def end_batch(self) -> None:
         import torch

@@ -33,7 +33,7 @@ from sinklab.measure.checks import MeasureError, looks_like_path
 from sinklab.measure.hook import ATTN_NAME, measuring, register
 from sinklab.measure.record import AttentionRecord
 from sinklab.model.edits import AttentionEdit
-from sinklab.observe import BACKEND_EAGER, BACKEND_REGISTRY, QUERY_BLOCK, AttentionObserver
+from sinklab.observe import BACKEND_EAGER, BACKEND_REGISTRY, QUERY_BLOCK, AttentionObserver, ModelRunner
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -182,7 +182,7 @@ def decoder_blocks(model: nn.Module) -> nn.ModuleList | None:
 
 
 @dataclass
-class HFRunner:
+class HFRunner(ModelRunner):
     """Runs an HF causal LM and feeds an AttentionRecord; `backend` says which path is used: the registered
     `sinklab` attention function, or the eager fallback (maps from output_attentions) for a model whose
     attention does not route through transformers' registry."""
@@ -192,7 +192,6 @@ class HFRunner:
     query_block: int = QUERY_BLOCK
     name: str = ""
     layers: int = 0
-    lead: int = 0
     blocks: nn.ModuleList | None = field(default=None, repr=False)
     _hooks: list[Any] = field(default_factory=list)
     _record: AttentionObserver | None = None
@@ -222,32 +221,25 @@ class HFRunner:
         return hook
 
     @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    @property
     def can_edit(self) -> bool:
         return self.backend == BACKEND_REGISTRY
 
-    @torch.no_grad()
-    def forward(
+    def _run(
         self,
         ids: torch.Tensor,
         record: AttentionObserver | None,
-        edit: AttentionEdit | None = None,
-        *,
-        all_logits: bool = True,
-    ) -> torch.Tensor:
-        """Logits of ids (B, T); feeds `record` (if given) for every attention layer. all_logits=False
-        projects only the last position: measuring needs no logits, and for a small model with a large
-        vocabulary the projection is about a third of the forward's time and its largest activation.
-        `edit` changes every attention call's mask / values (registered-function path only)."""
+        edit: AttentionEdit | None,
+        all_logits: bool,
+    ):
+        """The model's own attention runs; the registered function recomputes the weights for `record` and
+        applies `edit` (registered-function path only). all_logits=False projects only the last position:
+        for a small model with a large vocabulary the projection is about a third of the forward's time
+        and its largest activation."""
         if edit is not None and not self.can_edit:
             raise SinklabError(
                 f"{self.name or type(self.model).__name__} does not route attention through transformers' "
                 "attention registry, so its attention cannot be edited (mask / value ablations)"
             )
-        ids = ids.to(self.device)
         self._record = record
         extra = _logits_kwargs(self.model, all_logits)
         try:

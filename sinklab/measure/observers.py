@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from sinklab.measure.metrics import proxy_normalize
-from sinklab.observe import QUERY_BLOCK
+from sinklab.observe import QUERY_BLOCK, AttentionObserver
 
 MAP_SAMPLES = 4  # samples behind the strongest head's mean map (the first ones)
 # Positions the strongest head's map shows (queries and keys 1..64): a figure a few hundred pixels wide
@@ -17,7 +17,7 @@ MAP_POSITIONS = 64
 
 
 @dataclass
-class HeadMapRecord:
+class HeadMapRecord(AttentionObserver):
     """An AttentionObserver that keeps the mean map of every (layer, head) over the first `samples` samples
     and the first `positions` positions (queries and keys 1..P, P = min(T, positions)): the strongest-head
     figure's data, fed in the measurement's own pass, so that figure needs no second forward.
@@ -30,25 +30,18 @@ class HeadMapRecord:
     query_block: int = QUERY_BLOCK
     totals: dict[int, torch.Tensor] = field(default_factory=dict)  # layer -> (H, P, P) sums over samples
     count: int = 0  # samples recorded
-    batch_shape: tuple[int, int] = (0, 0)
     take: int = 0  # samples of the current batch that are recorded (the first ones)
 
     def wants_layer(self, layer: int) -> bool:
         return self.take > 0
 
     def start_batch(self, batch_size: int, seq_len: int) -> None:
-        self.batch_shape = (batch_size, seq_len)
+        super().start_batch(batch_size, seq_len)
         self.take = max(0, min(batch_size, self.samples - self.count))
 
-    def add_weights(
-        self,
-        layer: int,
-        weights: torch.Tensor,
-        query_start: int = 0,
-        *,
-        slot: torch.Tensor | None = None,
-        normalized: bool = True,
-    ) -> None:
+    def _weights(
+        self, layer: int, weights: torch.Tensor, query_start: int, slot: torch.Tensor | None, normalized: bool
+    ):
         p = min(self.positions, self.batch_shape[1])
         stop = min(query_start + weights.shape[2], p)
         if self.take <= 0 or query_start >= p:
@@ -63,12 +56,6 @@ class HeadMapRecord:
         if total is None:
             total = self.totals[layer] = torch.zeros(w.shape[1], p, p, dtype=torch.float64)
         total[:, query_start:stop, : w.shape[-1]] += w.sum(0).double().cpu()
-
-    def add_qkv(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor | None) -> None:
-        return None  # the maps need the weights only
-
-    def add_hidden(self, index: int, hidden: torch.Tensor) -> None:
-        return None
 
     def end_batch(self) -> None:
         self.count += self.take

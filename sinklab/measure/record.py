@@ -14,7 +14,7 @@ import torch
 
 from sinklab.measure.metrics import key_divisors, proxy_denominator, proxy_normalize
 from sinklab.model.attention_weights import repeat_kv
-from sinklab.observe import QUERY_BLOCK
+from sinklab.observe import QUERY_BLOCK, AttentionObserver
 
 
 @dataclass
@@ -43,7 +43,7 @@ class RecordResult:
 
 
 @dataclass
-class AttentionRecord:
+class AttentionRecord(AttentionObserver):
     """Accumulates the metric and the Sec. 3 analyses over batches of equal-length sequences."""
 
     analyses: bool = True
@@ -64,9 +64,6 @@ class AttentionRecord:
     @property
     def batch_shape(self) -> tuple[int, int]:
         return self._batch, self._seq_len
-
-    def wants_layer(self, layer: int) -> bool:
-        return True
 
     def start_batch(self, batch_size: int, seq_len: int) -> None:
         self._batch, self._seq_len = batch_size, seq_len
@@ -110,18 +107,12 @@ class AttentionRecord:
         self._layers = {}
 
     # ---- attention weights -----------------------------------------------------------------------
-    def add_weights(
-        self,
-        layer: int,
-        weights: torch.Tensor,
-        query_start: int = 0,
-        *,
-        slot: torch.Tensor | None = None,
-        normalized: bool = True,
-    ) -> None:
+    def _weights(
+        self, layer: int, weights: torch.Tensor, start: int, slot: torch.Tensor | None, normalized: bool
+    ):
         """Add one query block of attention weights.
 
-        weights: (B, H, q, n) over the first n <= T real keys for queries query_start..query_start+q-1
+        weights: (B, H, q, n) over the first n <= T real keys for queries start..start+q-1
             (a causal caller may stop at the last key its block can see; later keys count as zero).
         slot: (B, H, q) the weight of a virtual sink slot or sink logit, if the layer has one.
         normalized: False for kernels whose rows need not sum to one; the record then keeps both the

@@ -1,33 +1,29 @@
-"""The runner of sinklab's own model (the `sinklab.observe.ModelRunner` protocol): SinkLM runs natively, its
-attention modules feed the observer and apply an edit on every path, whatever the options (kernel, mask,
-K/V bias, sink token, gate)."""
+"""The runner of sinklab's own model (`sinklab.observe.ModelRunner`): SinkLM runs natively, its attention
+modules feed the observer and apply an edit on every path, whatever the options (kernel, mask, K/V bias,
+sink token, gate)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import torch
 from torch import nn
 
-from sinklab.observe import BACKEND_SINKLAB, QUERY_BLOCK
+from sinklab.observe import BACKEND_SINKLAB, QUERY_BLOCK, ModelRunner
 
 if TYPE_CHECKING:
+    import torch
+
     from sinklab.model.edits import AttentionEdit
     from sinklab.observe import AttentionObserver
 
 
 @dataclass
-class SinkLMRunner:
+class SinkLMRunner(ModelRunner):
     model: nn.Module
     name: str = ""
     query_block: int = QUERY_BLOCK
     backend: str = BACKEND_SINKLAB
-    can_edit: bool = True
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
 
     @property
     def blocks(self) -> nn.ModuleList:
@@ -37,15 +33,11 @@ class SinkLMRunner:
     def lead(self) -> int:
         return int(self.model.sink_token is not None)
 
-    @torch.no_grad()
-    def forward(
+    def _run(
         self,
         ids: torch.Tensor,
         observer: AttentionObserver | None,
-        edit: AttentionEdit | None = None,
-        *,
-        all_logits: bool = True,
-    ) -> torch.Tensor:
-        return self.model(
-            ids.to(self.device), record=observer, edit=edit, logits_to_keep=0 if all_logits else 1
-        )
+        edit: AttentionEdit | None,
+        all_logits: bool,
+    ):
+        return self.model(ids, record=observer, edit=edit, logits_to_keep=0 if all_logits else 1)
