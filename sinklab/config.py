@@ -1,4 +1,5 @@
-"""Helpers shared by every config dataclass: strict loading from dicts and dotted `--set` overrides.
+"""Helpers shared by every config dataclass: strict loading from dicts, dotted `--set` overrides, and the
+command-line flags of a config (`add_config_arguments`).
 
 The dataclasses themselves live next to what they configure (`sinklab.model.config`,
 `sinklab.train.config`); unknown keys are always errors, never silently dropped.
@@ -6,6 +7,7 @@ The dataclasses themselves live next to what they configure (`sinklab.model.conf
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import functools
 import json
@@ -318,3 +320,47 @@ if __name__ == "__main__":  # python -m sinklab.config [docs/train.md]: regenera
 
     target = sys.argv[1] if len(sys.argv) > 1 else "docs/train.md"
     print(f"{target}: {'updated' if rewrite_reference(target) else 'already current'}")
+
+
+def add_config_arguments(
+    parser: Any, cls: type, *, skip: tuple[str, ...] = (), types_: dict[str, Any] | None = None
+) -> None:
+    """One `--flag` per field of the config dataclass `cls`, from the field itself: its default, its type (a
+    list for tuples and sequences, a switch for booleans) and its comment as the help, so that every default
+    is written once (`config_from_args` builds the dataclass back). `types_` overrides a field's parser."""
+    hints = _field_types(cls)
+    comments = _field_comments(cls)
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        text = comments.get(f.name, "").replace("%", "%%")
+        tp = hints[f.name]
+        if tp is bool:
+            parser.add_argument(flag, action="store_true", help=text)
+            continue
+        union = typing.get_origin(tp) in (typing.Union, types.UnionType)
+        options = [a for a in typing.get_args(tp) if a is not type(None)] if union else [tp]
+        kind, kw = options[0], {}
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        if typing.get_origin(kind) in (tuple, list, collections.abc.Sequence):
+            kind = typing.get_args(kind)[0]
+            kw["nargs"] = "+"
+            default = list(default) if isinstance(default, tuple | list) else default
+        kw["type"] = (types_ or {}).get(f.name, kind if kind in (int, float, str) else str)
+        if default is not None:
+            text += f" (default {' '.join(map(str, default)) if isinstance(default, list) else default})"
+        parser.add_argument(flag, default=default, help=text, **kw)
+
+
+def config_from_args(args: Any, cls: type[C], skip: tuple[str, ...] = (), **fixed: Any) -> C:
+    """The dataclass `cls` from the flags `add_config_arguments` added (validated as it is built)."""
+    names = [f.name for f in dataclasses.fields(cls) if f.name not in skip]  # type: ignore[arg-type]
+    return cls(**{n: getattr(args, n) for n in names}, **fixed)
+
+
+def add_set_argument(parser: Any, help_text: str) -> None:
+    """`--set KEY=VALUE`: several pairs after one flag, or the flag repeated (docs: command contracts)."""
+    parser.add_argument(
+        "--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE", help=help_text
+    )

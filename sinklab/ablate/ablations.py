@@ -17,35 +17,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from sinklab.ablate.config import (
+    ABLATION_NAMES,
+    HEADS_SINK,
+    SWAP_RANDOM,
+    AblationOptions,
+)
 from sinklab.model.edits import AttentionEdit
 from sinklab.registry import Registry
-
-SWAP_RANDOM = "random"
-HEADS_SINK = "sink"
-# |h_1[d]| / median |h|: a random-init model's largest first-token dim is ~3-6x, the trained 2-layer demo's
-# 26x, billion-parameter LMs' hundreds to thousands (Sun et al. 2024).
-DEFAULT_MASSIVE_THRESHOLD = 20.0
-DEFAULT_SINK_TOKENS = (1, 4)
-
-
-@dataclass
-class AblationOptions:
-    """The ablation options of `sinklab ablate` (positions 1-based, layers and heads 0-based)."""
-
-    positions: tuple[int, ...] = (1,)  # key positions for mask-sink and sink-value-zero
-    layers: tuple[int, ...] | None = None  # None: every layer
-    heads: tuple[int, ...] | str | None = None  # None: every head; "sink": heads with alpha_1 > eps
-    window: int | None = None  # W keys (itself included); None: length // 4
-    sink_tokens: tuple[int, ...] = DEFAULT_SINK_TOKENS  # S first tokens kept by window+sinks
-    swap_token: int | str = SWAP_RANDOM  # a token id, or a random id per sample
-    seed: int = 0
-    massive_threshold: float = DEFAULT_MASSIVE_THRESHOLD  # |h_1[d]| > threshold x median |h|
-
-    def __post_init__(self) -> None:  # lists (from Python or the command line) as tuples
-        for name in ("positions", "layers", "heads", "sink_tokens"):
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, str):
-                setattr(self, name, tuple(value))
 
 
 @dataclass
@@ -391,21 +370,9 @@ def window_sinks(ctx: AblationContext) -> list[Intervention]:
     ]
 
 
-# Order of the rows in outputs: what the issue lists, the window pair together.
-ORDER = (
-    "mask-sink",
-    "sink-value-zero",
-    "massive-zero",
-    "massive-mean",
-    "swap-first",
-    "window",
-    "window+sinks",
-)
-ATTENTION_ABLATIONS = ("mask-sink", "sink-value-zero", "window", "window+sinks")
-
-
 def ablation_names() -> list[str]:
-    return [n for n in ORDER if n in ABLATIONS] + [n for n in ABLATIONS.names() if n not in ORDER]
+    known = [n for n in ABLATION_NAMES if n in ABLATIONS]
+    return known + [n for n in ABLATIONS.names() if n not in ABLATION_NAMES]
 
 
 def describe(name: str) -> str:

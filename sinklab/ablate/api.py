@@ -26,17 +26,14 @@ from torch import nn
 
 from sinklab.ablate.ablations import (
     ABLATIONS,
-    ATTENTION_ABLATIONS,
-    HEADS_SINK,
-    SWAP_RANDOM,
     AblationContext,
-    AblationOptions,
     Intervention,
     Massive,
     ablation_names,
     describe,
     window_size,
 )
+from sinklab.ablate.config import ATTENTION_ABLATIONS, HEADS_SINK, SWAP_RANDOM, AblationOptions
 from sinklab.ablate.outputs import write_outputs
 from sinklab.ablate.stats import Interval, LossStats, SinkCounts, token_losses
 from sinklab.errors import SinklabError

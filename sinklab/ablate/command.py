@@ -3,29 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
-from typing import Any
 
-from sinklab.measure.command import add_model_input_arguments, config_from_args
-
-# Names without importing torch (the registry lives with the ablation functions); a test checks they agree.
-ABLATION_NAMES = (
-    "mask-sink",
-    "sink-value-zero",
-    "massive-zero",
-    "massive-mean",
-    "swap-first",
-    "window",
-    "window+sinks",
-)
-
-
-def _heads(text: str) -> Any:
-    return text if text == "sink" else _int(text)
-
-
-def _swap(text: str) -> Any:
-    return text if text == "random" else _int(text)
+from sinklab.ablate.config import ABLATION_NAMES, HEADS_SINK, SWAP_RANDOM, AblationOptions
+from sinklab.config import add_config_arguments, config_from_args
+from sinklab.measure.command import add_model_input_arguments, measure_config, quiet_transformers
 
 
 def _int(text: str) -> int:
@@ -35,9 +16,12 @@ def _int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
 
 
+def _int_or(word: str):
+    return lambda text: text if text == word else _int(text)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_input_arguments(parser)  # the model and input options are `sinklab measure`'s
-    # What to ablate.
     parser.add_argument(
         "--ablations",
         nargs="+",
@@ -45,41 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="ablations to run (default: all): " + ", ".join(ABLATION_NAMES),
     )
-    parser.add_argument(
-        "--positions",
-        type=_int,
-        nargs="+",
-        default=[1],
-        help="key positions (from 1) that mask-sink masks and sink-value-zero zeroes (default 1)",
-    )
-    parser.add_argument(
-        "--layers", type=_int, nargs="+", default=None, help="layers (from 0) for mask-sink / sink-value-zero"
-    )
-    parser.add_argument(
-        "--heads",
-        type=_heads,
-        nargs="+",
-        default=None,
-        help="heads (from 0) for mask-sink / sink-value-zero, or 'sink': heads with α₁ > ε (default: all)",
-    )
-    parser.add_argument("--window", type=_int, default=None, help="window W in keys (default --length // 4)")
-    parser.add_argument(
-        "--sink-tokens",
-        type=_int,
-        nargs="+",
-        default=[1, 4],
-        help="first tokens window+sinks keeps in view, one row each (default 1 4)",
-    )
-    parser.add_argument(
-        "--swap-token", type=_swap, default="random", help="swap-first: a token id or 'random' (default)"
-    )
-    parser.add_argument("--seed", type=_int, default=0, help="seed of swap-first's random tokens (default 0)")
-    parser.add_argument(
-        "--massive-threshold",
-        type=float,
-        default=20.0,
-        help="a first-token dim is massive when |h| > this x the median |h| (default 20)",
-    )
+    integers = {"positions": _int, "layers": _int, "window": _int, "sink_tokens": _int, "seed": _int}
+    kinds = {**integers, "heads": _int_or(HEADS_SINK), "swap_token": _int_or(SWAP_RANDOM)}
+    add_config_arguments(parser, AblationOptions, types_=kinds)
     parser.add_argument("--no-plots", action="store_true", help="skip the figures (report.html has none)")
     parser.add_argument(
         "--out", required=True, help="output folder (created if missing; never a sinklab training run's own)"
@@ -87,35 +39,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    from transformers.utils import logging as hf_logging
-
+    quiet_transformers()
     from sinklab.ablate.api import ablate
     from sinklab.ablate.outputs import summary
     from sinklab.measure.checks import MeasureError
 
-    hf_logging.disable_progress_bar()
-    config = config_from_args(args)
     heads = args.heads
-    if heads is not None and "sink" in heads:
+    if heads is not None and HEADS_SINK in heads:
         if len(heads) > 1:
-            raise MeasureError("--heads takes head numbers or 'sink', not both")
-        heads = "sink"
+            raise MeasureError(f"--heads takes head numbers or {HEADS_SINK!r}, not both")
+        args.heads = HEADS_SINK
+    options = config_from_args(args, AblationOptions)
     result = ablate(
         args.model,
-        args.input,
+        args.source,
         args.ablations,
-        config,
+        measure_config(args),
+        options,
         out=args.out,
         plots=not args.no_plots,
-        positions=args.positions,
-        layers=args.layers,
-        heads=heads,
-        window=args.window,
-        sink_tokens=args.sink_tokens,
-        swap_token=args.swap_token,
-        seed=args.seed,
-        massive_threshold=args.massive_threshold,
     )
     print(summary(result))
     return 0

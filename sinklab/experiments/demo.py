@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from sinklab import plots
+from sinklab.config import add_set_argument
 from sinklab.errors import SinklabError
 from sinklab.experiments.claims import RunResult
 from sinklab.experiments.suites import RunSpec, Scale, scale_config
@@ -47,14 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--steps", type=int, help="optimizer steps per model (default: the demo preset's)")
     parser.add_argument("--jobs", type=int, default=2, help="models trained at once (default 2)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="extra config override for both models (repeatable)",
-    )
+    add_set_argument(parser, "extra config overrides for both models (several after one --set, or repeated)")
 
 
 def demo_scale(steps: int | None = None, extra: tuple[str, ...] = ()) -> Scale:

@@ -20,7 +20,11 @@ SPEC_FORMS = (
     "random[:SEED]",
     "repeat[:TOKEN_ID]",
 )
-BOS_MODES = ("auto", "always", "never")
+# BOS of measured text: auto (the tokenizer's own special tokens), sequence (every sample starts with BOS,
+# added if missing: data.bos's name for the same thing), none (no special tokens added).
+BOS_MODES = ("auto", "sequence", "none")
+RENAMED_BOS = {"always": "sequence", "never": "none"}  # the names before 0.2; an error says the new one
+DEFAULT_EPS = 0.3  # the paper's ε
 EPS_ACCEPTED = "accepted: numbers in (0, 1), e.g. 0.3 (a head counts as a sink when its α_k > ε)"
 
 
@@ -143,3 +147,9 @@ def into_out(out: str | Path | None, work: Any, write: Any) -> Any:
             remove_created(created, folder)
         raise
     return result
+
+
+def check_size(length: int, samples: int) -> None:
+    """--length and --samples: the metric compares the first token with the rest, so T >= 2."""
+    check_count("--length", length, 2, " (tokens per sample; the metric compares the first with the rest)")
+    check_count("--samples", samples, 1)

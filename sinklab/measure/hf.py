@@ -55,7 +55,7 @@ def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype not in DTYPES:
-        raise ValueError(f"unknown dtype {dtype!r}; accepted: {', '.join(DTYPES)}")
+        raise ValueError(f"unknown --dtype {dtype!r}; accepted: {', '.join(DTYPES)}")
     return DTYPES[dtype]
 
 

@@ -9,7 +9,7 @@ SPEC forms:
   repeat[:TOKEN_ID]                       one id repeated T times; a random id per sample if none is given
 
 --bos: auto (text: the tokenizer's own special tokens, as the paper's open-source evaluation does;
-random/repeat/ids: none added), always (BOS first, added if missing), never (no special tokens added).
+random/repeat/ids: none added), sequence (BOS first, added if missing), none (no special tokens added).
 Texts shorter than the length are skipped and counted. A bad SPEC or a bad line of its file is a MeasureError
 that names the file and line and says what is accepted.
 """
@@ -24,7 +24,14 @@ from typing import Any
 
 import torch
 
-from sinklab.measure.checks import BOS_MODES, SPEC_FORMS, MeasureError, check_count, is_int, looks_like_path
+from sinklab.measure.checks import (
+    BOS_MODES,
+    SPEC_FORMS,
+    MeasureError,
+    check_size,
+    is_int,
+    looks_like_path,
+)
 
 TEXT_ROW = '{"text": "..."}'
 IDS_ROW = '{"input_ids": [non-negative int, ...]}'
@@ -167,23 +174,17 @@ def _bos_id(tokenizer: Any, bos_id: int | None) -> int:
     found = bos_id if bos_id is not None else getattr(tokenizer, "bos_token_id", None)
     if found is None:
         raise MeasureError(
-            "--bos always needs a BOS token, but neither the tokenizer nor the model defines one; "
-            "use --bos auto or never"
+            "--bos sequence needs a BOS token, but neither the tokenizer nor the model defines one; "
+            "use --bos auto or none"
         )
     return int(found)
 
 
 def _with_bos(ids: list[int], tokenizer: Any, bos: str, bos_id: int | None = None) -> list[int]:
-    if bos != "always":
+    if bos != "sequence":
         return ids
     first = _bos_id(tokenizer, bos_id)
     return ids if ids and ids[0] == first else [first, *ids]
-
-
-def check_size(length: int, samples: int) -> None:
-    """--length and --samples: the metric compares the first token with the rest, so T >= 2."""
-    check_count("--length", length, 2, " (tokens per sample; the metric compares the first with the rest)")
-    check_count("--samples", samples, 1)
 
 
 def load_inputs(
@@ -229,7 +230,7 @@ def load_inputs(
             else:
                 gen = torch.Generator().manual_seed(0)
                 body = torch.randint(0, draw, (samples, 1), generator=gen).expand(samples, length)
-        if bos == "always":
+        if bos == "sequence":
             first = _bos_id(tokenizer, bos_id)
             body = body.clone()
             body[:, 0] = first  # the first of the T positions becomes BOS, the length stays T

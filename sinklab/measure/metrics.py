@@ -13,7 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-DEFAULT_EPS = 0.3
+from sinklab.measure.checks import DEFAULT_EPS
+
 # The paper's proxy for kernels whose rows do not sum to one: |w| / (sum |w| + 1e-8) (paper.md Sec. 2.4).
 PROXY_EPS = 1e-8
 

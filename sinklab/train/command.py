@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sinklab.config import apply_overrides, to_dict
+from sinklab.config import add_set_argument, apply_overrides, to_dict
 from sinklab.errors import SinklabError
 from sinklab.train.config import RESUME_KEYS
 
@@ -37,14 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config", type=Path, help="JSON file with model/data/train sections, over the preset"
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="extend",
-        nargs="+",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override config keys, e.g. train.steps=200 model.attention.kernel=sigmoid "
+    add_set_argument(
+        parser,
+        "override config keys, e.g. train.steps=200 model.attention.kernel=sigmoid "
         "(several after one --set, or --set repeated)",
     )
     parser.add_argument(

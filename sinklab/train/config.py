@@ -21,7 +21,11 @@ SCHEDULES = ("constant", "cosine")
 DECAY_SCOPES = ("all", "matrices")
 DISTRIBUTED = ("ddp", "fsdp")
 DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("auto", "float32", "bfloat16")  # torch's names, as `sinklab measure --dtype` takes them
+RENAMED_PRECISIONS = {
+    "fp32": "float32",
+    "bf16": "bfloat16",
+}  # the names before 0.2; an error says the new one
 
 
 @dataclass
@@ -49,7 +53,7 @@ class TrainConfig:
     keep_checkpoints: int = 0  # keep the newest this many; 0 keeps all
     distributed: str = "ddp"  # under torchrun: ddp or fsdp (FSDP2 fully_shard per block, then the root)
     device: str = "auto"  # auto: cuda when available
-    precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
+    precision: str = "auto"  # auto: bfloat16 autocast on CUDA, float32 on CPU
     compile: bool = False  # torch.compile the training forward
     threads: int | None = None  # torch intra-op threads per process; None leaves torch's default
     progress: bool = True  # tqdm bar with tokens/s and ETA
@@ -84,6 +88,10 @@ class TrainConfig:
         _integer("train.keep_checkpoints", self.keep_checkpoints)
         _choice("train.distributed", self.distributed, DISTRIBUTED)
         _choice("train.device", self.device, DEVICES)
+        if self.precision in RENAMED_PRECISIONS:
+            raise ValueError(
+                f"train.precision={self.precision!r} is now spelled {RENAMED_PRECISIONS[self.precision]!r}"
+            )
         _choice("train.precision", self.precision, PRECISIONS)
         _integer("train.threads", self.threads, minimum=1, optional=True)
 

@@ -117,8 +117,8 @@ def metrics_json(
 
 
 def autocast_for(device: torch.device, precision: str) -> Any:
-    """A factory of autocast contexts: bf16 on CUDA under "auto"/"bf16", nothing otherwise."""
-    use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    """A factory of autocast contexts: bfloat16 on CUDA under "auto"/"bfloat16", nothing otherwise."""
+    use_bf16 = precision == "bfloat16" or (precision == "auto" and device.type == "cuda")
     if not use_bf16:
         return contextlib.nullcontext
     return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)

@@ -73,13 +73,12 @@ def test_no_plots_and_a_subset(tiny_llama: Path, tmp_path: Path) -> None:
 def test_listing_and_command_names_match_the_registry() -> None:
     from sinklab.ablate import command
     from sinklab.ablate.ablations import ablation_names
+    from sinklab.ablate.config import ABLATION_NAMES, DEFAULT_MASSIVE_THRESHOLD, DEFAULT_SINK_TOKENS
     from sinklab.listing import listing_text
 
-    assert list(command.ABLATION_NAMES) == ablation_names()
-    # The command's defaults are literals (it imports no torch): they must be the API's.
+    assert list(ABLATION_NAMES) == ablation_names()
+    # The command's flags come from AblationOptions (no torch import): the defaults are the API's.
     import argparse
-
-    from sinklab.ablate.ablations import DEFAULT_MASSIVE_THRESHOLD, DEFAULT_SINK_TOKENS
 
     parser = argparse.ArgumentParser()
     command.add_arguments(parser)

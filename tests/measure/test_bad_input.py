@@ -77,7 +77,7 @@ CASES = [
     case("batch-size-zero", {"--batch-size": "0"}, "--batch-size", ">= 1"),
     case("threads-zero", {"--threads": "0"}, "--threads", ">= 1"),
     case("query-block-zero", {"--query-block": "0"}, "--query-block", ">= 1"),
-    case("bos-unknown", {"--bos": "maybe"}, "--bos", "auto", "always", "never"),
+    case("bos-unknown", {"--bos": "maybe"}, "--bos", "auto", "sequence", "none"),
     case(
         "length-past-learned-positions", {"--model": "{gpt2_128}", "--length": "200"}, "--length 200", "128"
     ),

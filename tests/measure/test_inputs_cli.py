@@ -29,7 +29,7 @@ def test_text_txt_skips_short_and_says_so(tmp_path: Path, tok) -> None:
     assert inp.ids.shape == (2, 8) and inp.skipped == 1
     assert inp.ids[0, 0].item() == tok.bos_token_id  # auto: the tokenizer's own BOS
     assert any("only 2 usable" in n for n in inp.notes) and any("skipped 1" in n for n in inp.notes)
-    never = load_inputs(f"text:{f}", tokenizer=tok, length=8, samples=5, bos="never")
+    never = load_inputs(f"text:{f}", tokenizer=tok, length=8, samples=5, bos="none")
     assert never.ids[0].tolist() == tok(LONG, add_special_tokens=False)["input_ids"][:8]
 
 
@@ -41,7 +41,7 @@ def test_text_jsonl_and_ids(tmp_path: Path, tok) -> None:
     g.write_text(json.dumps({"input_ids": [5, 6, 7, 8, 9]}) + "\n" + json.dumps({"input_ids": [5]}) + "\n")
     inp = load_inputs(f"ids:{g}", tokenizer=None, length=4, samples=3, vocab_size=320)
     assert inp.ids.tolist() == [[5, 6, 7, 8]] and inp.skipped == 1
-    always = load_inputs(f"ids:{g}", tokenizer=tok, length=4, samples=1, bos="always")
+    always = load_inputs(f"ids:{g}", tokenizer=tok, length=4, samples=1, bos="sequence")
     assert always.ids.tolist() == [[tok.bos_token_id, 5, 6, 7]]
 
 
@@ -53,7 +53,7 @@ def test_random_and_repeat(tok) -> None:
     assert r.ids.tolist() == [[7] * 5] * 2
     rr = load_inputs("repeat", tokenizer=None, length=5, samples=3, vocab_size=50)
     assert all(len(set(row)) == 1 for row in rr.ids.tolist())
-    bos = load_inputs("repeat:7", tokenizer=tok, length=3, samples=1, vocab_size=50, bos="always")
+    bos = load_inputs("repeat:7", tokenizer=tok, length=3, samples=1, vocab_size=50, bos="sequence")
     assert bos.ids.tolist() == [[tok.bos_token_id, 7, 7]]
 
 
@@ -83,7 +83,7 @@ def test_input_errors(tmp_path: Path, tok) -> None:
         load_inputs(f"text:{tmp_path / 'missing.txt'}", tokenizer=tok, length=8, samples=1)
     with pytest.raises(ValueError, match="accepted forms"):
         load_inputs("webpage:x", tokenizer=tok, length=8, samples=1)
-    with pytest.raises(ValueError, match="auto, always, never"):
+    with pytest.raises(ValueError, match="auto, sequence, none"):
         load_inputs("random", tokenizer=tok, length=8, samples=1, vocab_size=9, bos="maybe")
 
 
@@ -204,3 +204,18 @@ print("torch" if "torch" in sys.modules else "no torch")
     assert f"usage: sinklab {command}" in proc.stdout
     assert proc.stdout.count("\n  ") >= 2  # the command's own arguments were listed, not only -h
     assert proc.stdout.strip().endswith("no torch")
+
+
+def test_old_spellings_name_the_new_ones() -> None:
+    """One name each for the BOS modes and the precisions; the old spelling is an error that names the new
+    one (for one release)."""
+    from sinklab.measure.config import MeasureConfig
+    from sinklab.train.config import TrainConfig
+
+    with pytest.raises(ValueError, match="--bos always is now spelled --bos sequence"):
+        MeasureConfig(bos="always")
+    with pytest.raises(ValueError, match="--bos never is now spelled --bos none"):
+        MeasureConfig(bos="never")
+    with pytest.raises(ValueError, match="'bf16' is now spelled 'bfloat16'"):
+        TrainConfig(precision="bf16")
+    assert TrainConfig(precision="bfloat16").precision == "bfloat16"
