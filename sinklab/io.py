@@ -54,3 +54,22 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"cannot write {type(obj).__name__} to JSON")
+
+
+def atomic_write_files(folder: Path, files: list[tuple[str, str | bytes]]) -> list[Path]:
+    """Each (name, text or bytes) to folder/name atomically, in order; returns the paths."""
+    written = []
+    for name, data in files:
+        write = atomic_write_bytes if isinstance(data, bytes) else atomic_write_text
+        written.append(write(folder / name, data))
+    return written
+
+
+def csv_text(rows: list[list[Any]]) -> str:
+    """Rows as CSV text (\\n line ends)."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    return buf.getvalue()

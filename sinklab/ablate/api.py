@@ -39,9 +39,9 @@ from sinklab.ablate.stats import Interval, LossStats, SinkCounts, token_losses
 from sinklab.errors import SinklabError
 from sinklab.measure.analysis import jsonable
 from sinklab.measure.checks import MeasureError, check_count, into_out, is_int
-from sinklab.measure.config import MeasureConfig
+from sinklab.measure.config import MeasureConfig, make_config
 from sinklab.measure.inputs import check_spec
-from sinklab.measure.opening import Opened, make_config, open_measurement
+from sinklab.measure.opening import Opened, open_measurement
 from sinklab.model.edits import AttentionEdit
 from sinklab.observe import BACKEND_SINKLAB, ModelRunner, observe
 

@@ -29,9 +29,8 @@ ATTENTION_ABLATIONS = ("mask-sink", "sink-value-zero", "window", "window+sinks")
 class AblationOptions:
     """The ablation options of `sinklab ablate` (positions 1-based, layers and heads 0-based)."""
 
-    positions: tuple[int, ...] = (
-        1,
-    )  # key positions (from 1) that mask-sink masks and sink-value-zero zeroes
+    # key positions (from 1) that mask-sink masks and sink-value-zero zeroes
+    positions: tuple[int, ...] = (1,)
     layers: tuple[int, ...] | None = None  # layers (from 0) for mask-sink / sink-value-zero (default: all)
     # heads (from 0) for mask-sink / sink-value-zero, or 'sink': heads with α₁ > ε (default: all)
     heads: tuple[int, ...] | str | None = None
@@ -39,9 +38,8 @@ class AblationOptions:
     sink_tokens: tuple[int, ...] = DEFAULT_SINK_TOKENS  # first tokens window+sinks keeps in view, a row each
     swap_token: int | str = SWAP_RANDOM  # swap-first: a token id, or 'random' (a random id per sample)
     seed: int = 0  # seed of swap-first's random tokens
-    massive_threshold: float = (
-        DEFAULT_MASSIVE_THRESHOLD  # a first-token dim is massive at |h| > this x median |h|
-    )
+    # a first-token dim is massive when |h| > this x the median |h|
+    massive_threshold: float = DEFAULT_MASSIVE_THRESHOLD
 
     def __post_init__(self) -> None:  # lists (from Python or the command line) as tuples
         for name in ("positions", "layers", "heads", "sink_tokens"):

@@ -6,23 +6,15 @@ Everything is rendered in memory, then each file replaces its old version in one
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 from typing import Any
 
-from sinklab.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from sinklab.io import atomic_write_files, atomic_write_json, csv_text
 from sinklab.plots import ablation_deltas, png_bytes, png_data_uri, window_losses
 from sinklab.reports import render
 
 BAR_FIGURE = "delta_loss.png"
 WINDOW_FIGURE = "window_loss.png"
-
-
-def _csv(rows: list[list[Any]]) -> str:
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerows(rows)
-    return buf.getvalue()
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
@@ -88,8 +80,8 @@ def position_rows(result: Any) -> list[list[Any]]:
 
 def write_outputs(result: Any, out: Path, plots: bool = True) -> list[Path]:
     files: list[tuple[str, str | bytes]] = [
-        ("ablations.csv", _csv(table_rows(result))),
-        ("loss_by_position.csv", _csv(position_rows(result))),
+        ("ablations.csv", csv_text(table_rows(result))),
+        ("loss_by_position.csv", csv_text(position_rows(result))),
     ]
     figures: dict[str, bytes] = {}
     if plots:
@@ -104,10 +96,7 @@ def write_outputs(result: Any, out: Path, plots: bool = True) -> list[Path]:
             figures[WINDOW_FIGURE] = png_bytes(window_losses(result.baseline, windowed, window))
         files += list(figures.items())
     files.append(("report.html", report_html(result, figures)))
-    written = []
-    for name, data in files:
-        write = atomic_write_bytes if isinstance(data, bytes) else atomic_write_text
-        written.append(write(out / name, data))
+    written = atomic_write_files(out, files)
     written.append(atomic_write_json(out / "ablations.json", result.to_dict()))
     return written
 

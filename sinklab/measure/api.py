@@ -22,12 +22,12 @@ from torch import nn
 
 from sinklab.measure.analysis import as_metrics_json, metrics_document
 from sinklab.measure.checks import into_out
-from sinklab.measure.config import MeasureConfig
+from sinklab.measure.config import MeasureConfig, make_config
 from sinklab.measure.inputs import check_spec
 from sinklab.measure.load import as_runner
 from sinklab.measure.metrics import DEFAULT_EPS
 from sinklab.measure.observers import MAP_SAMPLES, HeadMapRecord
-from sinklab.measure.opening import make_config, open_measurement
+from sinklab.measure.opening import open_measurement
 from sinklab.measure.outputs import write_outputs
 from sinklab.measure.record import AttentionRecord
 from sinklab.observe import QUERY_BLOCK, Observers, observe

@@ -5,7 +5,7 @@ generated from it (sinklab.config.add_config_arguments), so it imports no torch 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sinklab.measure.checks import (
@@ -23,9 +23,8 @@ from sinklab.observe import QUERY_BLOCK
 @dataclass(frozen=True)
 class MeasureConfig:
     gguf_file: str | None = None  # GGUF file name inside --model (transformers' gguf loader)
-    tokenizer: str | Any | None = (
-        None  # tokenizer hub id or folder, or a tokenizer object (default: the model's)
-    )
+    # tokenizer hub id or folder, or a tokenizer object (default: the model's)
+    tokenizer: str | Any | None = None
     length: int = 64  # tokens per sample T >= 2
     samples: int = 100  # number of samples >= 1
     eps: Sequence[float] = (DEFAULT_EPS,)  # thresholds ε in (0, 1); the first is the headline
@@ -57,3 +56,10 @@ class MeasureConfig:
     @property
     def eps_list(self) -> list[float]:
         return list(self.eps)
+
+
+def make_config(config: MeasureConfig | None, options: dict[str, Any]) -> MeasureConfig:
+    """`config` with `options` (MeasureConfig fields) on top; validated."""
+    if config is None:
+        return MeasureConfig(**options)
+    return replace(config, **options) if options else config

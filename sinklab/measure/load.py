@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from sinklab.measure import hf
 from sinklab.measure.checks import MeasureError, has_sinklab_config, looks_like_path
+from sinklab.measure.config import MeasureConfig, make_config
 from sinklab.model import SinkLM, load_pretrained
 from sinklab.model.runner import SinkLMRunner
 from sinklab.observe import BACKEND_EAGER, QUERY_BLOCK, ModelRunner
@@ -91,25 +91,18 @@ def _own_tokenizer(source: str | Path, notes: list[str], *, local_files: bool, *
     return tok
 
 
-def load_model(
-    model: str | nn.Module,
-    *,
-    tokenizer: str | Any | None = None,
-    gguf_file: str | None = None,
-    trust_remote_code: bool = False,
-    allow_pickle: bool = False,
-    device: str = "auto",
-    dtype: str | torch.dtype | None = None,
-    query_block: int = QUERY_BLOCK,
-) -> Loaded:
-    """Resolve --model: HF hub id / HF folder (/ GGUF) / sinklab run, model or checkpoint directory."""
-    dev = hf.resolve_device(device)
-    torch_dtype = hf.resolve_dtype(dtype)
+def load_model(model: str | nn.Module, config: MeasureConfig | None = None, **options: Any) -> Loaded:
+    """Resolve --model (HF hub id / HF folder (/ GGUF) / sinklab run, model or checkpoint directory, or a
+    model object) as `config` (or its fields as `options`: device=, dtype=, tokenizer=, ...) says."""
+    cfg = make_config(config, options)
+    dev = hf.resolve_device(cfg.device)
+    torch_dtype = hf.resolve_dtype(cfg.dtype)
+    query_block, trust_remote_code, gguf_file = cfg.query_block, cfg.trust_remote_code, cfg.gguf_file
     notes: list[str] = []
     # An explicit --tokenizer is loaded first: a typo there is found before the model loads.
-    tok = tokenizer  # None, a tokenizer object, or a folder / hub id to load now
-    if isinstance(tokenizer, str | Path):
-        tok = load_tokenizer(tokenizer, trust_remote_code=trust_remote_code)
+    tok = cfg.tokenizer  # None, a tokenizer object, or a folder / hub id to load now
+    if isinstance(tok, str | Path):
+        tok = load_tokenizer(tok, trust_remote_code=trust_remote_code)
     if isinstance(model, nn.Module):
         name = type(model).__name__
         runner = as_runner(model.to(dev), name=name, query_block=query_block)
@@ -122,12 +115,7 @@ def load_model(
             runner = SinkLMRunner(net, name=name, query_block=query_block)
             if tok is None:
                 # run dir: DIR/tokenizer; model dir DIR/model or checkpoint DIR/checkpoints/step_X[/model]
-                for cand in (
-                    path / "tokenizer",
-                    path.parent / "tokenizer",
-                    path.parent.parent / "tokenizer",
-                    path.parent.parent.parent / "tokenizer",
-                ):
+                for cand in [path / "tokenizer", *(p / "tokenizer" for p in path.parents[:3])]:
                     if (cand / "tokenizer_config.json").exists() or (cand / "tokenizer.json").exists():
                         tok = _own_tokenizer(cand, notes, local_files=True)
                         break
@@ -140,7 +128,7 @@ def load_model(
                 name,
                 gguf_file=gguf_file,
                 trust_remote_code=trust_remote_code,
-                allow_pickle=allow_pickle,
+                allow_pickle=cfg.allow_pickle,
                 device=dev,
                 dtype=torch_dtype,
             )

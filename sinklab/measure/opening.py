@@ -5,7 +5,7 @@ measurement and goes on from there; nothing here calls back into a command."""
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
@@ -39,26 +39,10 @@ class Opened:
         return str(param.dtype).removeprefix("torch."), str(param.device)
 
 
-def make_config(config: MeasureConfig | None, options: dict[str, Any]) -> MeasureConfig:
-    """`config` with `options` (MeasureConfig fields) on top; validated."""
-    if config is None:
-        return MeasureConfig(**options)
-    return replace(config, **options) if options else config
-
-
 def open_measurement(model: str | nn.Module, source: str, cfg: MeasureConfig, command: str) -> Opened:
     """Load `model` as `cfg` says, warn (stderr and notes) when cfg.length is past its positions, and read
     the token ids of `source`."""
-    loaded = load_model(
-        model,
-        tokenizer=cfg.tokenizer,
-        gguf_file=cfg.gguf_file,
-        trust_remote_code=cfg.trust_remote_code,
-        allow_pickle=cfg.allow_pickle,
-        device=cfg.device,
-        dtype=cfg.dtype,
-        query_block=cfg.query_block,
-    )
+    loaded = load_model(model, cfg)
     warning = check_length(loaded.runner, cfg.length)
     if warning is not None:
         print(f"sinklab {command}: warning: {warning}", file=sys.stderr)

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from sinklab.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from sinklab.io import atomic_write_files, atomic_write_json, csv_text
 from sinklab.plots import alpha_heatmap, attention_map, norm_panels, png_bytes, sink_by_position
 
 PLOT_POSITIONS = 16
-
-
-def _csv(rows: list[list[Any]]) -> str:
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerows(rows)
-    return buf.getvalue()
 
 
 def write_outputs(result: Any, out: Path, plots: bool = True) -> list[Path]:
@@ -32,28 +24,25 @@ def write_outputs(result: Any, out: Path, plots: bool = True) -> list[Path]:
     rows = [["position", *[f"sink_percent_eps_{e}" for e in eps_keys]]]
     for k in range(result.length):
         rows.append([k + 1, *[result.sink_percent_by_eps[e][k] for e in eps_keys]])
-    files.append(("sink_percent.csv", _csv(rows)))
+    files.append(("sink_percent.csv", csv_text(rows)))
     alpha = np.asarray(result.alpha)  # (L, H, T)
     rows = [["layer", "head", *[f"alpha_{k + 1}" for k in range(alpha.shape[2])]]]
     rows += [[l, h, *alpha[l, h].tolist()] for l in range(alpha.shape[0]) for h in range(alpha.shape[1])]
-    files.append(("alpha.csv", _csv(rows)))
+    files.append(("alpha.csv", csv_text(rows)))
     by_layer = np.asarray(result.sink_percent_by_layer)
     rows = [["layer", *[f"sink_percent_{k + 1}" for k in range(by_layer.shape[1])]]]
     rows += [[l, *by_layer[l].tolist()] for l in range(by_layer.shape[0])]
-    files.append(("sink_percent_by_layer.csv", _csv(rows)))
+    files.append(("sink_percent_by_layer.csv", csv_text(rows)))
     rows = [["quantity", "layer", *[f"pos_{k + 1}" for k in range(result.length)]]]
     for name in ("hidden_norm", "key_norm", "value_norm", "query_norm", "cos_first_key", "cos_other_keys"):
         table = result.analyses.get(name)
         if table is not None:
             rows += [[name, l, *row] for l, row in enumerate(table)]
     if len(rows) > 1:
-        files.append(("analyses.csv", _csv(rows)))
+        files.append(("analyses.csv", csv_text(rows)))
     if plots:
         files += _plots(result)
-    written = []
-    for name, data in files:
-        write = atomic_write_bytes if isinstance(data, bytes) else atomic_write_text
-        written.append(write(out / name, data))
+    written = atomic_write_files(out, files)
     written.append(atomic_write_json(out / "metrics.json", result.to_dict()))
     return written
 
