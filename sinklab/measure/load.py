@@ -42,6 +42,11 @@ class Loaded:
     notes: list[str] = field(default_factory=list)
     draw_size: int | None = None  # ids random/repeat draw from: the tokenizer's, where it has fewer
 
+    def vocabulary(self) -> dict[str, Any]:
+        """What reading the inputs needs from the model (load_inputs' keywords)."""
+        keys = ("tokenizer", "vocab_size", "bos_id", "draw_size")
+        return {k: getattr(self, k) for k in keys}
+
 
 def has_tokenizer_files(folder: Path) -> bool:
     return any((folder / name).is_file() for name in TOKENIZER_FILES) or any(folder.glob("*.tiktoken"))

@@ -28,6 +28,20 @@ def _choice(name: str, value: str, accepted: tuple[str, ...]) -> None:
         raise ValueError(f"unknown {name} {value!r}; accepted: {', '.join(accepted)}")
 
 
+def _unused_options(cfg: object, section: str, choice: str, registry, options: tuple[str, ...]) -> None:
+    """An option changed from its default that the chosen registry entry (cfg.<choice>) does not read is an
+    error naming the entries that do."""
+    chosen = getattr(cfg, choice)
+    defaults = {f.name: f.default for f in fields(cfg)}  # type: ignore[arg-type]
+    for option in options:
+        if getattr(cfg, option) != defaults[option] and option not in registry.get(chosen).options:
+            users = [n for n in registry.names() if option in registry.get(n).options]
+            raise ValueError(
+                f"{section}.{option} has no effect with {choice} {chosen!r}; "
+                f"it applies to: {', '.join(users)}"
+            )
+
+
 @dataclass
 class AttentionConfig:
     kernel: str = "softmax"  # KERNELS entry: scores -> weights
@@ -56,14 +70,9 @@ class AttentionConfig:
                 f"attention.normalize={self.normalize} is impossible with kernel {self.kernel!r} "
                 f"(accepted: {', '.join(map(str, kernel.normalize_options))})"
             )
-        defaults = {f.name: f.default for f in fields(AttentionConfig)}
-        for option in ("sigmoid_bias", "sigmoid_bias_log_len", "alpha", "p"):
-            if getattr(self, option) != defaults[option] and option not in kernel.options:
-                users = [n for n in KERNELS.names() if option in KERNELS.get(n).options]
-                raise ValueError(
-                    f"attention.{option} has no effect with kernel {self.kernel!r}; "
-                    f"it applies to: {', '.join(users)}"
-                )
+        _unused_options(
+            self, "attention", "kernel", KERNELS, ("sigmoid_bias", "sigmoid_bias_log_len", "alpha", "p")
+        )
         if self.p <= 0:
             raise ValueError(f"attention.p must be > 0, got {self.p}")
         if self.alpha <= 0:
@@ -163,15 +172,8 @@ class ModelConfig:
             raise ValueError(f"position 'rope' needs an even head dim, got {self.head_dim}")
         if self.position == "sinusoidal" and self.d_model % 2:
             raise ValueError(f"position 'sinusoidal' needs an even d_model, got {self.d_model}")
-        entry = KV_BIASES.get(self.kv_bias)
-        defaults = {f.name: f.default for f in fields(ModelConfig)}
-        for option in ("kv_bias_per_head", "kv_bias_value", "kv_bias_value_direction", "kv_bias_key_dims"):
-            if getattr(self, option) != defaults[option] and option not in entry.options:
-                users = [n for n in KV_BIASES.names() if option in KV_BIASES.get(n).options]
-                raise ValueError(
-                    f"model.{option} has no effect with kv_bias {self.kv_bias!r}; "
-                    f"it applies to: {', '.join(users)}"
-                )
+        kv_options = ("kv_bias_per_head", "kv_bias_value", "kv_bias_value_direction", "kv_bias_key_dims")
+        _unused_options(self, "model", "kv_bias", KV_BIASES, kv_options)
         if self.kv_bias_key_dims is not None and not 1 <= self.kv_bias_key_dims <= self.head_dim:
             raise ValueError(
                 f"model.kv_bias_key_dims must be in 1..head_dim={self.head_dim}, got {self.kv_bias_key_dims}"

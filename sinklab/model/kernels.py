@@ -240,20 +240,25 @@ class Softpick(Kernel):
         return F.relu(shifted) / den, None
 
 
+class _OneOption(Kernel):
+    """A kernel with one option (options[0], kept as an attribute of that name: the rows' sum alpha, the
+    norm's p) whose rows sum to one only when the option is 1."""
+
+    def __init__(self, cfg, n_head, head_dim):
+        super().__init__(cfg, n_head, head_dim)
+        setattr(self, self.options[0], getattr(cfg, self.options[0]))
+
+    @property
+    def rows_sum_to_one(self) -> bool:
+        return getattr(self, self.options[0]) == 1.0
+
+
 @KERNELS.register("softmax_scaled")
-class SoftmaxScaled(Kernel):
+class SoftmaxScaled(_OneOption):
     """alpha * softmax(s): rows sum to alpha instead of 1 (paper Table 14 left)."""
 
     sdpa = True
     options = ("alpha",)
-
-    def __init__(self, cfg, n_head, head_dim):
-        super().__init__(cfg, n_head, head_dim)
-        self.alpha = cfg.alpha
-
-    @property
-    def rows_sum_to_one(self) -> bool:
-        return self.alpha == 1.0
 
     def sdpa_out_scale(self):
         return self.alpha
@@ -263,18 +268,10 @@ class SoftmaxScaled(Kernel):
 
 
 @KERNELS.register("softmax_pnorm")
-class SoftmaxPNorm(Kernel):
+class SoftmaxPNorm(_OneOption):
     """exp(s_j) / (sum_j exp(s_j)^p)^(1/p): p-normalised softmax (paper App. D.4, Fig. 29)."""
 
     options = ("p",)
-
-    def __init__(self, cfg, n_head, head_dim):
-        super().__init__(cfg, n_head, head_dim)
-        self.p = cfg.p
-
-    @property
-    def rows_sum_to_one(self) -> bool:
-        return self.p == 1.0
 
     def weights(self, scores, allowed, info):
         s = scores.masked_fill(~allowed, float("-inf"))
@@ -283,18 +280,10 @@ class SoftmaxPNorm(Kernel):
 
 
 @KERNELS.register("sigmoid_pnorm")
-class SigmoidPNorm(Kernel):
+class SigmoidPNorm(_OneOption):
     """sigmoid(s_j) / (sum_j sigmoid(s_j)^p)^(1/p): p-normalised sigmoid (paper App. D.4, Fig. 29)."""
 
     options = ("p",)
-
-    def __init__(self, cfg, n_head, head_dim):
-        super().__init__(cfg, n_head, head_dim)
-        self.p = cfg.p
-
-    @property
-    def rows_sum_to_one(self) -> bool:
-        return self.p == 1.0
 
     def weights(self, scores, allowed, info):
         w = torch.sigmoid(scores) * allowed

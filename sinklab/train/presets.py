@@ -9,12 +9,15 @@ with the same BOS; `tiny-bos` does that and says so in its name.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from sinklab.data.config import DataConfig
 from sinklab.model import get_preset
 from sinklab.registry import Registry
 from sinklab.train.config import RunConfig, TrainConfig
 
+# Each preset is a declaration, RunConfig(model=..., data=..., train=...): they share that shape (which
+# `duplicates` lists) and differ in every value; a preset derived from another says so (nobos, demo).
 RUN_PRESETS: Registry[Callable[[], RunConfig]] = Registry("run preset")
 
 
@@ -82,17 +85,8 @@ def nobos() -> RunConfig:
     cfg.data.bos = "none"
     cfg.data.vocab_size = 2048
     cfg.data.context = 256
-    cfg.train = TrainConfig(
-        steps=12000,
-        batch_size=8,
-        lr=2e-3,
-        warmup=200,
-        schedule="constant",
-        weight_decay=0.1,
-        eval_every=500,
-        checkpoint_every=1000,
-        eval_eps=(0.3, 0.2, 0.1),
-    )
+    # The demo's CPU schedule (batch 8, warmup 200, constant lr, evaluated every 500 steps at 3 eps), longer.
+    cfg.train = replace(demo().train, steps=12000, lr=2e-3, weight_decay=0.1, checkpoint_every=1000)
     return cfg
 
 
