@@ -8,19 +8,28 @@ import errno
 import importlib
 import os
 import sys
+from typing import Any
 
 from sinklab.errors import SinklabError
 
-# subcommand -> (module with add_arguments(parser) and run(args) -> int, one-line help)
+# subcommand -> (package whose `command` module has add_arguments(parser) and run(args) -> int, or, where
+# one package has several commands, add_<name>_arguments and run_<name>; one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "measure": ("sinklab.measure.command", "the paper's sink metric for a Hugging Face or sinklab model"),
-    "ablate": ("sinklab.ablate.command", "does the model need its sink? loss and Sink_1 under ablations"),
-    "train": ("sinklab.train.command", "pre-train a small LM and track the sink as it emerges"),
-    "demo": ("sinklab.experiments.demo", "softmax vs sigmoid attention, trained side by side, with a report"),
-    "reproduce": ("sinklab.experiments.command", "the paper's experiments as preset sweeps"),
-    "report": ("sinklab.experiments.report_command", "the claim table and plots of a reproduce directory"),
-    "list": ("sinklab.listing", "registries (kernels, masks, positions, ...), presets and suites"),
+    "measure": ("sinklab.measure", "the paper's sink metric for a Hugging Face or sinklab model"),
+    "ablate": ("sinklab.ablate", "does the model need its sink? loss and Sink_1 under ablations"),
+    "train": ("sinklab.train", "pre-train a small LM and track the sink as it emerges"),
+    "demo": ("sinklab.experiments", "softmax vs sigmoid attention, trained side by side, with a report"),
+    "reproduce": ("sinklab.experiments", "the paper's experiments as preset sweeps"),
+    "report": ("sinklab.experiments", "the claim table and plots of a reproduce directory"),
+    "list": ("sinklab", "registries (kernels, masks, positions, ...), presets and suites"),
 }
+
+
+def command(name: str) -> tuple[Any, Any]:
+    """(add_arguments, run) of subcommand `name`, from `<package>/command.py`."""
+    module = importlib.import_module(f"{COMMANDS[name][0]}.command")
+    add = getattr(module, f"add_{name}_arguments", None) or module.add_arguments
+    return add, getattr(module, f"run_{name}", None) or module.run
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,11 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sinklab {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     chosen = next((a for a in sys.argv[1:] if a in COMMANDS), None)
-    for name, (module, help_text) in COMMANDS.items():
+    for name, (_, help_text) in COMMANDS.items():
         sp = sub.add_parser(name, help=help_text, description=help_text)
         # Only the chosen subcommand imports its module (and with it torch).
         if name == chosen:
-            importlib.import_module(module).add_arguments(sp)
+            command(name)[0](sp)
     return parser
 
 
@@ -57,9 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.argv = [sys.argv[0], *argv]
     parser = build_parser()
     args = parser.parse_args()
-    module = importlib.import_module(COMMANDS[args.command][0])
     try:
-        return int(module.run(args) or 0)
+        return int(command(args.command)[1](args) or 0)
     except KeyboardInterrupt:
         print(
             f"\nsinklab {args.command}: interrupted; finished work is kept, run the same command again "

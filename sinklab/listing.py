@@ -3,8 +3,6 @@ presets, suites, scales and ablations. It sits in the CLI layer, above everythin
 
 from __future__ import annotations
 
-import argparse
-
 from sinklab.model.kernels import KERNELS
 from sinklab.model.masks import MASKS
 from sinklab.model.mlp import MLPS
@@ -84,17 +82,3 @@ def listing_text() -> str:
         lines.extend(f"  {name.ljust(width)}  {desc}".rstrip() for name, desc in entries)
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--width", type=int, default=0, help="cut descriptions to this many characters (0: no cut)"
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    text = listing_text()
-    if getattr(args, "width", 0):
-        text = "\n".join(line[: args.width] for line in text.splitlines()) + "\n"
-    print(text, end="")
-    return 0

@@ -7,6 +7,7 @@ import json
 import os
 from pathlib import Path
 
+from sinklab.config import add_set_argument
 from sinklab.errors import SinklabError
 from sinklab.experiments.claims import run_name_and_seed
 from sinklab.experiments.suites import SCALES, RunSpec, Scale, get_scale, runs_for, suite_names, with_seeds
@@ -221,3 +222,56 @@ def _default_jobs() -> int:
     import torch
 
     return 1 if torch.cuda.is_available() else max(1, os.cpu_count() or 1)
+
+
+# ---- sinklab demo ----------------------------------------------------------------------------------
+def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--out", type=Path, default=Path("runs/demo"), help="output folder (default runs/demo)"
+    )
+    parser.add_argument("--steps", type=int, help="optimizer steps per model (default: the demo preset's)")
+    parser.add_argument("--jobs", type=int, default=2, help="models trained at once (default 2)")
+    add_set_argument(parser, "extra config overrides for both models (several after one --set, or repeated)")
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from sinklab.experiments.demo import SIGMOID, SOFTMAX, demo_scale, prepare_shared_data, write_demo_report
+    from sinklab.experiments.suites import scale_config
+    from sinklab.experiments.sweep import run_sweep
+
+    if args.jobs < 1:
+        raise ValueError(f"--jobs must be an integer >= 1 (models trained at once), got {args.jobs}")
+    scale = demo_scale(args.steps, tuple(args.overrides))
+    scale_config(scale)  # every override checked before the banner and the data preparation
+    out: Path = args.out
+    print(f"sinklab demo: training a softmax and a sigmoid (no normalisation) model side by side -> {out}")
+    print(
+        "  corpus: the Python standard library of this interpreter (no download); "
+        "every sequence starts with the same BOS token (the sink appears sooner at this tiny scale)"
+    )
+    prepare_shared_data(scale)
+    outcome = run_sweep([SOFTMAX, SIGMOID], scale, out, jobs=args.jobs)
+    if outcome.failed:
+        raise SinklabError(
+            "training failed: " + ", ".join(f"{n} (log: {p})" for n, p in outcome.failed.items())
+        )
+    summary = write_demo_report(out)
+    print(summary.verdict_text)
+    if summary.mask_sink_text:
+        print(summary.mask_sink_text)
+    print(f"report: {out / 'report.html'} and {out / 'report.md'}")
+    return 0
+
+
+# ---- sinklab report DIR: rebuild the claim table and plots of a `reproduce` directory -----------------
+def add_report_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dir", type=Path, help="a `sinklab reproduce --out` directory")
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from sinklab.experiments.report import claim_table, write_report
+
+    md, html, findings = write_report(args.dir)
+    print(claim_table(findings))
+    print(f"report: {html} and {md}")
+    return 0

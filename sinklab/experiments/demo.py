@@ -7,7 +7,6 @@ sigmoid attention without normalisation, at a similar loss, does not.
 
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +15,6 @@ from typing import Any
 import numpy as np
 
 from sinklab import plots
-from sinklab.config import add_set_argument
-from sinklab.errors import SinklabError
 from sinklab.experiments.claims import RunResult
 from sinklab.experiments.suites import RunSpec, Scale, scale_config
 from sinklab.io import atomic_write_json, atomic_write_text
@@ -42,15 +39,6 @@ EPS_CURVES = ("0.1", "0.2", "0.3")
 ABLATE_SAMPLES = 100
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--out", type=Path, default=Path("runs/demo"), help="output folder (default runs/demo)"
-    )
-    parser.add_argument("--steps", type=int, help="optimizer steps per model (default: the demo preset's)")
-    parser.add_argument("--jobs", type=int, default=2, help="models trained at once (default 2)")
-    add_set_argument(parser, "extra config overrides for both models (several after one --set, or repeated)")
-
-
 def demo_scale(steps: int | None = None, extra: tuple[str, ...] = ()) -> Scale:
     base = ("train.threads=1", "train.progress=false", *extra)
     if steps is not None:
@@ -64,33 +52,6 @@ def prepare_shared_data(scale: Scale) -> None:
 
     cfg = scale_config(scale)
     prepare_data(cfg.data, batch_size=cfg.train.batch_size, seed=cfg.data_seed)
-
-
-def run(args: argparse.Namespace) -> int:
-    from sinklab.experiments.sweep import run_sweep
-
-    if args.jobs < 1:
-        raise ValueError(f"--jobs must be an integer >= 1 (models trained at once), got {args.jobs}")
-    scale = demo_scale(args.steps, tuple(args.overrides))
-    scale_config(scale)  # every override checked before the banner and the data preparation
-    out: Path = args.out
-    print(f"sinklab demo: training a softmax and a sigmoid (no normalisation) model side by side -> {out}")
-    print(
-        "  corpus: the Python standard library of this interpreter (no download); "
-        "every sequence starts with the same BOS token (the sink appears sooner at this tiny scale)"
-    )
-    prepare_shared_data(scale)
-    outcome = run_sweep([SOFTMAX, SIGMOID], scale, out, jobs=args.jobs)
-    if outcome.failed:
-        raise SinklabError(
-            "training failed: " + ", ".join(f"{n} (log: {p})" for n, p in outcome.failed.items())
-        )
-    summary = write_demo_report(out)
-    print(summary.verdict_text)
-    if summary.mask_sink_text:
-        print(summary.mask_sink_text)
-    print(f"report: {out / 'report.html'} and {out / 'report.md'}")
-    return 0
 
 
 @dataclass
