@@ -507,11 +507,12 @@ def ablate(
     cfg = make_config(config, {k: v for k, v in fields.items() if k not in own})
     options = check_options(names, options, cfg.length)
     check_spec(source)
-    return into_out(
-        out,
-        lambda: _ablate(open_measurement(model, source, cfg, "ablate"), source, names, options, cfg),
-        lambda result, folder: write_outputs(result, folder, plots=plots),
-    )
+    with into_out(out) as folder:
+        result = _ablate(open_measurement(model, source, cfg, "ablate"), source, names, options, cfg)
+        if folder is not None:
+            result.written = [str(p) for p in write_outputs(result, folder, plots=plots)]
+            result.out = str(out)
+    return result
 
 
 def _ablate(

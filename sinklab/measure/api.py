@@ -27,7 +27,7 @@ from sinklab.measure.inputs import check_spec
 from sinklab.measure.load import as_runner
 from sinklab.measure.metrics import DEFAULT_EPS
 from sinklab.measure.observers import MAP_SAMPLES, HeadMapRecord
-from sinklab.measure.opening import open_measurement
+from sinklab.measure.opening import Opened, open_measurement
 from sinklab.measure.outputs import write_outputs
 from sinklab.measure.record import AttentionRecord
 from sinklab.observe import QUERY_BLOCK, Observers, observe
@@ -110,15 +110,15 @@ def measure(
     then and removed again (if still empty) when the measurement fails or is interrupted."""
     cfg = make_config(config, options)
     check_spec(source)
-    return into_out(
-        out,
-        lambda: _measure(model, source, cfg, analyses),
-        lambda result, folder: write_outputs(result, folder, plots=plots),
-    )
+    with into_out(out) as folder:
+        result = _measure(open_measurement(model, source, cfg, "measure"), source, cfg, analyses)
+        if folder is not None:
+            result.written = [str(p) for p in write_outputs(result, folder, plots=plots)]
+            result.out = str(out)
+    return result
 
 
-def _measure(model: str | nn.Module, source: str, cfg: MeasureConfig, analyses: bool) -> MeasureResult:
-    opened = open_measurement(model, source, cfg, "measure")
+def _measure(opened: Opened, source: str, cfg: MeasureConfig, analyses: bool) -> MeasureResult:
     runner, ids = opened.runner, opened.ids
     record, maps = AttentionRecord(analyses=analyses, query_block=cfg.query_block), HeadMapRecord()
     observe(runner, ids, Observers((record, maps)), cfg.batch_size, progress=cfg.progress)

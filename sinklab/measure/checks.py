@@ -6,7 +6,7 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -131,22 +131,18 @@ def remove_created(top: Path | None, out: Path) -> None:
         path = path.parent
 
 
-def into_out(out: str | Path | None, work: Any, write: Any) -> Any:
-    """`work()`, its result written by `write(result, folder)` into --out: the folder is checked (and created)
-    before any long work, and removed again (if still empty) when the work fails or is interrupted. The
-    result gets `written` (the paths) and `out`."""
+@contextlib.contextmanager
+def into_out(out: str | Path | None) -> Iterator[Path | None]:
+    """--out as a folder to write into (None: no --out): checked (and created) before any long work, and
+    removed again (if still empty) when the work inside fails or is interrupted."""
     folder = Path(out).expanduser() if out is not None else None
     created = prepare_out(folder) if folder is not None else None
     try:
-        result = work()
-        if folder is not None:
-            result.written = [str(p) for p in write(result, folder)]
-            result.out = str(out)
+        yield folder
     except BaseException:  # Ctrl-C included: an --out made for this run and still empty goes again
         if folder is not None:
             remove_created(created, folder)
         raise
-    return result
 
 
 def check_size(length: int, samples: int) -> None:
