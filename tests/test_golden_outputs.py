@@ -168,3 +168,29 @@ def test_training_metrics_unchanged(folders: tuple[Path, Path], variant: str) ->
     old = golden["measure_token_ids"]
     _same({k: v for k, v in token_ids.items() if k in old}, old, "measure_token_ids")
     assert set(token_ids) == set(document) - {"sink_percent_window"}
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_measure_and_training_write_the_same_keys(folders: tuple[Path, Path], variant: str) -> None:
+    """`sinklab measure` and training's final evaluation on the same model and ids: one metrics.json, the
+    same keys apart from those docs/metrics.md names as measure's own."""
+    from sinklab.model import load_pretrained
+    from sinklab.train import evaluate
+
+    tmp, ids_file = folders
+    doc = (Path(__file__).parents[1] / "docs" / "metrics.md").read_text()
+    row = next(line for line in doc.splitlines() if "`sinklab measure` only" in line)
+    measure_own = set(row.split("|")[1].replace("`", "").replace(" ", "").split(","))
+    out = tmp / f"keys_{variant}"
+    sinklab.measure_model(
+        str(tmp / variant), f"ids:{ids_file}", length=T, samples=SAMPLES, out=out, plots=False
+    )
+    measured = json.loads((out / "metrics.json").read_text())
+    ids = torch.tensor([json.loads(line)["input_ids"] for line in ids_file.read_text().splitlines()])
+    result = evaluate.record_sink(
+        load_pretrained(tmp / variant).eval(), ids, 4, contextlib.nullcontext, analyses=True
+    )
+    trained = evaluate.metrics_json(result, (0.3,), "run")
+    assert set(measured) - measure_own == set(trained)
+    assert ("raw" in measured) == ("raw" in trained) == (variant == "sigmoid")
+    assert ("slot" in measured) == ("slot" in trained) == (variant == "sink_token")
