@@ -40,8 +40,8 @@ def worker(args: argparse.Namespace) -> None:
     torch.set_num_threads(1)
     from transformers import AutoModelForCausalLM
 
-    from sinklab.ablate.ablations import AblationOptions
-    from sinklab.ablate.api import pass_losses, plan
+    from sinklab.ablate.api import plan, run_pass
+    from sinklab.ablate.config import AblationOptions
     from sinklab.ablate.stats import SinkCounts, token_losses
     from sinklab.measure import hf
 
@@ -66,11 +66,18 @@ def worker(args: argparse.Namespace) -> None:
         assert iv is None or iv.skipped is None, iv.skipped
 
         def loop() -> None:
-            for start, batch in batches:
-                if args.method == "mask-sink-nosink":
-                    token_losses(runner.forward(batch, None, edit=iv.edit), batch)
-                else:
-                    pass_losses(runner, batch, start, iv, SinkCounts(eps=[0.3], positions=4))
+            if args.method == "mask-sink-nosink":
+                for _, batch in batches:
+                    token_losses(runner.forward(batch, None, iv.edit), batch)
+            else:
+                run_pass(
+                    runner,
+                    ids,
+                    iv,
+                    SinkCounts(eps=[0.3], positions=4),
+                    args.batch,
+                    lambda start, losses: None,
+                )
 
     loop()  # warm-up: first-call allocations are not what is compared
     cpu, wall = [], []

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from dataclasses import fields as dataclass_fields
 from pathlib import Path
@@ -360,6 +360,29 @@ class _Pass:
     sinks: SinkCounts
 
 
+def run_pass(
+    runner: ModelRunner,
+    ids: torch.Tensor,
+    iv: Intervention | None,
+    observer: SinkCounts,
+    batch_size: int,
+    losses: Callable[[int, torch.Tensor], None],
+    progress: bool = False,
+) -> None:
+    """One pass over every batch of ids under `iv` (None: unablated), feeding `observer`; `losses(start,
+    (B, T-1))` receives the losses of the original tokens 2..T (swap-first changes token 1 only)."""
+    x = ids
+    if iv is not None and iv.ids is not None:
+        x = torch.cat([iv.ids(ids[s : s + batch_size], s) for s in range(0, len(ids), batch_size)])
+
+    def add(start: int, logits: torch.Tensor) -> None:
+        losses(start, token_losses(logits, ids[start : start + batch_size]))
+
+    with iv.installed() if iv is not None else contextlib.nullcontext():
+        edit = iv.edit if iv is not None else None
+        observe(runner, x, observer, batch_size, edit, progress=progress, desc="ablate", logits=add)
+
+
 def run_passes(
     runner: ModelRunner,
     ids: torch.Tensor,
@@ -381,19 +404,12 @@ def run_passes(
         sinks = SinkCounts(eps=eps, positions=positions, window=window, query_block=runner.query_block)
         p = _Pass(iv, LossStats(length, focus=iv.focus if iv is not None else None), sinks)
 
-        def add(start: int, logits: torch.Tensor) -> None:
-            # The losses of the original tokens 2..T (swap-first changes token 1 only, never a target).
-            losses = token_losses(logits, ids[start : start + batch_size])
+        def add(start: int, losses: torch.Tensor) -> None:
             if iv is None:
                 base_losses.append(losses)
             p.loss.add(losses, base_losses[start // batch_size])
 
-        x = ids
-        if iv is not None and iv.ids is not None:
-            x = torch.cat([iv.ids(ids[s : s + batch_size], s) for s in range(0, len(ids), batch_size)])
-        with iv.installed() if iv is not None else contextlib.nullcontext():
-            edit = iv.edit if iv is not None else None
-            observe(runner, x, sinks, batch_size, edit, progress=progress, desc="ablate", logits=add)
+        run_pass(runner, ids, iv, sinks, batch_size, add, progress)
         return p
 
     base = run(None)
