@@ -151,9 +151,10 @@ def test_every_observer_implements_the_protocol():
     from sinklab.ablate.stats import SinkCounts
     from sinklab.measure.observers import HeadMapRecord
     from sinklab.measure.record import AttentionRecord
-    from sinklab.observe import AttentionObserver
+    from sinklab.observe import AttentionObserver, Observers, WeightsObserver
 
-    for observer in (AttentionRecord(), HeadMapRecord(), SinkCounts(eps=(0.3,), positions=4)):
+    observers = (AttentionRecord(), HeadMapRecord(), SinkCounts(eps=(0.3,), positions=4), WeightsObserver())
+    for observer in (*observers, Observers(observers)):
         assert isinstance(observer, AttentionObserver), type(observer).__name__
         observer.start_batch(2, 8)
         assert observer.batch_shape == (2, 8)
