@@ -174,13 +174,21 @@ class Rule:
     """The one rule, bound to a set of results (the default run gives the onset); it records every
     per-seed value a claim reads, for claims.json."""
 
-    def __init__(self, results: Results, scale: str, baseline: str = "default", bos: bool = False) -> None:
+    def __init__(
+        self,
+        results: Results,
+        scale: str,
+        baseline: str = "default",
+        bos: bool = False,
+        known_onset: Onset | None = None,
+    ) -> None:
         self.results = results
         self.scale = scale
         self.bos = bos  # every sequence of this scale starts with the same BOS
         self.baseline_name = baseline
         self.baseline = results.get(baseline)
-        self.onset = onset(self.baseline) if self.baseline else None
+        # known_onset: the default's per-seed onsets where the logs are not at hand (a published claims.json)
+        self.onset = known_onset or (onset(self.baseline) if self.baseline else None)
         self.read: dict[str, dict[str, list[float]]] = {}
 
     @property
@@ -245,3 +253,18 @@ class Rule:
 
     def onset_text(self) -> str:
         return self.onset.text() if self.onset else "no default seed has a sink onset"
+
+
+def seeds_needed(values: Sequence[float], margin: float, both: bool = True, most: int = 200) -> int | None:
+    """The fewest seeds per run at which the 95 % interval of a difference of two means is narrower than
+    `margin` on either side, each run spread like `values` (`both`), or only one of them (the other has no
+    spread, e.g. a run at 0.00 in every seed): a true difference of `margin` is decided from there on.
+    None: more than `most`; 1 when the spread is 0."""
+    sd = stats.variance(values) ** 0.5
+    if sd == 0.0:
+        return 1
+    for n in range(2, most + 1):
+        df, scale = (2 * (n - 1), (2 / n) ** 0.5) if both else (n - 1, (1 / n) ** 0.5)
+        if stats.t_quantile(0.5 + LEVEL / 2, df) * sd * scale < margin:
+            return n
+    return None
