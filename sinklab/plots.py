@@ -337,7 +337,10 @@ def sink_dot_table(
         )
     ax.axvline(present, color="0.5", ls=":", lw=0.8)
     ax.set_yticks(y, names, fontsize=7)
-    ax.set(xlabel="final Sink_1 (%; slot runs: Sink_1*), each dot one seed", ylim=(-0.7, len(names) - 0.3))
+    ax.set(
+        xlabel="final Sink_1 (%; Sink_1* on a slot, Sink_k where the sink sits at k), each dot a seed",
+        ylim=(-0.7, len(names) - 0.3),
+    )
     ax.set_title(wrap(title, 80), fontsize=9, loc="left")
     ax.grid(axis="x", alpha=0.3)
     fig.legend(fontsize=7, loc="outside lower left", frameon=False)

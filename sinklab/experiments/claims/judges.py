@@ -66,9 +66,8 @@ def decided(rule: Rule, ours: str, requires: list[Test], refuted_by: list[list[T
         if not t.a or (t.b is not None and not t.b):
             return Finding(ours, MISSING, f"not recorded: {t.what}")
     verdict = combine(requires, refuted_by)
-    shown = dict.fromkeys(
-        t.text() for t in (*requires, *(t for g in refuted_by for t in g if t.holds or verdict != REPRODUCED))
-    )
+    # the tests a reproduction requires, and the refuting tests that hold (they explain a contradiction)
+    shown = dict.fromkeys(t.text() for t in (*requires, *(t for g in refuted_by for t in g if t.holds)))
     why = "; ".join(shown)
     if rule.onset and len(rule.onset.grown) < len(rule.onset.per_seed):
         why += f" ({rule.onset.text()}, which widens every interval with the default)"

@@ -202,12 +202,14 @@ class Rule:
         return values
 
     def floor(self, q: Quantity, *names: str) -> float:
-        """The smallest effect worth calling on `q` (one head's worth, LOSS_MARGIN for a loss, else 0)."""
+        """The smallest effect worth calling on `q`: one head's worth of the run with the most heads,
+        LOSS_MARGIN for a loss, nothing for a ratio."""
         if q.unit == "nats":
             return LOSS_MARGIN
         if not q.heads:
             return 0.0
-        return max((self.results[n].head_worth for n in names), default=0.0)
+        # the finer of the runs compared: a run with fewer heads must not make a change undecidable
+        return min((w for n in names if (w := self.results[n].head_worth) > 0), default=0.0)
 
     def above(self, name: str, q: Quantity, bound: float = SINK_PRESENT) -> Test:
         return Test(ABOVE, f"{name} {q.label} >= {bound:g}", self.values(name, q), None, bound)
