@@ -323,7 +323,10 @@ def architecture(scale: Scale) -> list[RunSpec]:
             "MLP kernel attention without normalisation",
         ),
     ]
+    # The sinkless softmax control that the claims about what a sink brings with it are judged against.
+    control = {s.name: s for s in (*optimization(scale), *loss(scale))}[scale.control]
     return _specs(
+        (control.name, control.overrides, control.description),
         *[(f"pos_{p}", (f"model.position={p}",), f"{p} positions") for p in POSITIONS],
         *[(f"mlp_{m}", (f"model.mlp={m}",), f"{m} FFN") for m in MLPS],
         ("post_ln", ("model.norm_position=post",), "post-LN"),
