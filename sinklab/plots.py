@@ -351,7 +351,7 @@ def onset_curve(
     seeds: list[list[tuple[float, float, float]]], title: str, onset: tuple[int, int] | None
 ) -> Figure:
     """The default run's Sink_1 against steps (bottom axis) and tokens (top axis): the seed mean, each seed
-    faded, and the sink onset (first evaluation with seed-mean Sink_1 >= 5 %) marked.
+    faded, and the rule's sink onset (the latest default seed's first evaluation with Sink_1 >= 5 %) marked.
     seeds: per seed [(step, tokens, Sink_1 %), ...]; onset: (step, tokens)."""
     fig = figure((6.0, 3.4))
     ax = fig.subplots()

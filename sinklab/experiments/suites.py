@@ -112,8 +112,8 @@ SCALES: dict[str, Scale] = {
     "tiny": Scale(
         name="tiny",
         preset="demo",
-        # 6000 steps (the demo's own length): the default's sink onset is 2500-3500 steps here, so a run
-        # without a sink counts as evidence (1.5 x the onset) only with this budget.
+        # 6000 steps (the demo's own length): the default's seeds grow their sink by 3500-4500 steps here
+        # (one of three seeds never did), so a run without a sink counts as evidence only with this budget.
         base=("train.steps=6000", "train.threads=1", "train.progress=false"),
         lr=3e-3,
         batch_size=8,
