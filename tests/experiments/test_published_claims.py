@@ -112,3 +112,21 @@ def test_not_yet_emerged_verdicts_rest_on_steps_or_tokens_short_of_the_onset():
                 if min(run["steps"]) < onset["step"] or min(run["tokens"]) < onset["tokens"]
             ]
             assert short, entry["id"]
+
+
+def test_no_tiny_claim_is_undecidable_by_construction():
+    """Every difference a tiny claim requires that points the claim's way by at least the smallest effect
+    worth calling, yet is not decided at 3 seeds, would be decided by a finite number of seeds of the same
+    spread (at most 10 here); the ones not pointing that way are inconclusive because of the effect, not of
+    the rule."""
+    from sinklab.experiments.claims.rule import seeds_needed
+
+    needed = {}
+    for entry in DATA["claims"]:
+        for test in entry["requires"]:
+            if test["kind"] != "greater" or test["holds"] or test["estimate"] < max(test["bound"], 1e-9):
+                continue
+            noisier = max(test["a"], test["b"], key=statistics.pvariance)
+            both = min(statistics.pvariance(test["a"]), statistics.pvariance(test["b"])) > 0
+            needed[(entry["id"], test["what"])] = seeds_needed(noisier, test["estimate"], both=both)
+    assert needed and all(n is not None and n <= 10 for n in needed.values()), needed
