@@ -321,8 +321,8 @@ def rule_text() -> str:
     return (
         f"A run's value is, per seed, the mean of its last {LAST_EVALS} evaluations ([min–max] over seeds, "
         f"n seeds). Two runs differ when the {LEVEL * 100:g} % confidence interval of the difference of "
-        "their means (Welch's t; paired t for two quantities of the same seeds) excludes 0 and the difference "
-        f"is at least the smallest effect worth calling (one head = 100 / (layers x heads) points; "
+        "their means (Welch's t; paired t for two quantities of the same seeds) excludes 0 and the "
+        f"difference is at least the smallest effect worth calling (one head = 100 / (layers x heads) points; "
         f"{LOSS_MARGIN:g} nats for a loss). A run has a sink when the interval of its mean lies at or above "
         f"{SINK_PRESENT:g} %, and lost it when the interval lies at or below {SINK_ABSENT:g} % and the "
         "default is above it by the difference rule. Two runs are the same when the 90 % interval of their "
