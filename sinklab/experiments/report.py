@@ -318,19 +318,22 @@ def seed_summary(results: Results) -> str:
 
 
 def rule_text() -> str:
-    return (
-        f"A run's value is, per seed, the mean of its last {LAST_EVALS} evaluations ([min–max] over seeds, "
-        f"n seeds). Two runs differ when the {LEVEL * 100:g} % confidence interval of the difference of "
-        "their means (Welch's t; paired t for two quantities of the same seeds) excludes 0 and the "
-        f"difference is at least the smallest effect worth calling (one head = 100 / (layers x heads) points; "
-        f"{LOSS_MARGIN:g} nats for a loss). A run has a sink when the interval of its mean lies at or above "
-        f"{SINK_PRESENT:g} %, and lost it when the interval lies at or below {SINK_ABSENT:g} % and the "
-        "default is above it by the difference rule. Two runs are the same when the 90 % interval of their "
-        "difference lies within one head (a loss: within "
-        f"{LOSS_MARGIN:g} nats; TOST). Onset: per default seed, the first evaluation with Sink_1 >= "
-        f"{SINK_PRESENT:g} %; a run without a sink counts after the latest seed's onset (steps and tokens), "
-        "else 'not at this scale'. Reproduced: every required test holds; contradicted: every test of a "
-        "refuting group holds; inconclusive otherwise."
+    level = f"{LEVEL * 100:g} %"
+    return " ".join(
+        (
+            f"A run's value is, per seed, the mean of its last {LAST_EVALS} evaluations",
+            "([min–max] over seeds, n seeds). Two runs differ when the",
+            f"{level} confidence interval of the difference of their means (Welch's t; paired t for two",
+            "quantities of the same seeds) excludes 0 and the difference is at least the smallest effect worth",
+            f"calling (one head = 100 / (layers x heads) points; {LOSS_MARGIN:g} nats for a loss).",
+            f"A run has a sink when the interval of its mean lies at or above {SINK_PRESENT:g} %, and lost it",
+            f"when the interval lies at or below {SINK_ABSENT:g} % and the default is above it by the",
+            "difference rule. Two runs are the same when the 90 % interval of their difference lies within",
+            f"one head (a loss: within {LOSS_MARGIN:g} nats; TOST). Onset: per default seed, the first",
+            f"evaluation with Sink_1 >= {SINK_PRESENT:g} %; a run without a sink counts after the latest",
+            "seed's onset (steps and tokens), else 'not at this scale'. Reproduced: every required test",
+            "holds; contradicted: every test of a refuting group holds; inconclusive otherwise.",
+        )
     )
 
 
