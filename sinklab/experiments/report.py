@@ -322,17 +322,20 @@ def rule_text() -> str:
     return " ".join(
         (
             f"A run's value is, per seed, the mean of its last {LAST_EVALS} evaluations",
-            "([min–max] over seeds, n seeds). Two runs differ when the",
-            f"{level} confidence interval of the difference of their means (Welch's t; paired t for two",
-            "quantities of the same seeds) excludes 0 and the difference is at least the smallest",
-            f"effect worth calling (one head = 100 / (layers x heads) points; {LOSS_MARGIN:g} nats for a loss).",
-            f"A run has a sink when the interval of its mean lies at or above {SINK_PRESENT:g} %, and",
-            f"lost it when the interval lies at or below {SINK_ABSENT:g} % and the default is above it by the",
-            "difference rule. Two runs are the same when the 90 % interval of their difference lies within",
-            f"one head (a loss: within {LOSS_MARGIN:g} nats; TOST). Onset: per default seed, the first",
-            f"evaluation with Sink_1 >= {SINK_PRESENT:g} %; a run without a sink counts after the latest",
-            "seed's onset (steps and tokens), else 'not at this scale'. Reproduced: every required test",
-            "holds; contradicted: every test of a refuting group holds; inconclusive otherwise.",
+            "([min–max] over seeds, n seeds).",
+            f"Two runs differ when the {level} confidence interval of the difference",
+            "of their means (Welch's t; paired t for two quantities of the same seeds)",
+            "excludes 0 and the difference is at least the smallest effect worth calling",
+            f"(one head = 100 / (layers x heads) points; {LOSS_MARGIN:g} nats for a loss).",
+            f"A run has a sink when the interval of its mean lies at or above {SINK_PRESENT:g} %,",
+            f"and lost it when the interval lies at or below {SINK_ABSENT:g} %",
+            "and the default is above it by the difference rule.",
+            "Two runs are the same when the 90 % interval of their difference lies within",
+            f"one head (a loss: within {LOSS_MARGIN:g} nats; TOST).",
+            f"Onset: per default seed, the first evaluation with Sink_1 >= {SINK_PRESENT:g} %;",
+            "a run without a sink counts after the latest seed's onset (steps and tokens),",
+            "else 'not at this scale'. Reproduced: every required test holds;",
+            "contradicted: every test of a refuting group holds; inconclusive otherwise.",
         )
     )
 
