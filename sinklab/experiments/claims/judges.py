@@ -69,7 +69,9 @@ def decided(rule: Rule, ours: str, requires: list[Test], refuted_by: list[list[T
     # the tests a reproduction requires, and the refuting tests that hold (they explain a contradiction)
     shown = dict.fromkeys(t.text() for t in (*requires, *(t for g in refuted_by for t in g if t.holds)))
     why = "; ".join(shown)
-    if rule.onset and len(rule.onset.grown) < len(rule.onset.per_seed):
+    tests = (*requires, *(t for g in refuted_by for t in g))
+    against_default = any(rule.baseline_name in t.what.split() for t in tests)
+    if against_default and rule.onset and len(rule.onset.grown) < len(rule.onset.per_seed):
         why += f" ({rule.onset.text()}, which widens every interval with the default)"
     return Finding(ours, verdict, why, requires, refuted_by)
 
