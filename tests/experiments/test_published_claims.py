@@ -130,3 +130,28 @@ def test_no_tiny_claim_is_undecidable_by_construction():
             both = min(statistics.pvariance(test["a"]), statistics.pvariance(test["b"])) > 0
             needed[(entry["id"], test["what"])] = seeds_needed(noisier, test["estimate"], both=both)
     assert needed and all(n is not None and n <= 10 for n in needed.values()), needed
+
+
+def test_the_page_and_the_file_agree():
+    """The counts on docs/results/tiny-seeded.md are the file's verdicts."""
+    from collections import Counter
+
+    page = (PUBLISHED.parent / "tiny-seeded.md").read_text()
+    counts = Counter(c["verdict"] for c in DATA["claims"])
+    header = page[page.index("<!-- sweep-table:start -->") :].split("\n\n", 1)[0]
+    for verdict, n in counts.items():
+        assert f"{verdict} {n}" in " ".join(header.split()), verdict
+
+
+def test_judging_the_published_file_again_gives_the_same_verdicts():
+    """The file is complete: the current rule, fed only the file's per-seed values and onsets, agrees."""
+    from sinklab.experiments.claims import build_claims
+    from sinklab.experiments.claims.published import published_runs, rejudge
+    from sinklab.experiments.claims.rule import Onset
+    from sinklab.experiments.suites import SCALES, scale_config
+
+    scale = SCALES["tiny"]
+    claims = build_claims(scale.windows, scale_config(scale).train.weight_decay, scale.control)
+    onset = Onset([tuple(s) if s else None for s in DATA["onset"]["per_seed"]])
+    judged = rejudge(published_runs(DATA), "tiny", onset, list(claims))
+    assert [(c.id, f.verdict) for c, f, _ in judged] == [(e["id"], e["verdict"]) for e in DATA["claims"]]
