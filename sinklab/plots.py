@@ -348,15 +348,25 @@ def sink_dot_table(
 
 
 def onset_curve(
-    seeds: list[list[tuple[float, float, float]]], title: str, onset: tuple[int, int] | None
+    seeds: list[list[tuple[float, float, float]]],
+    title: str,
+    onset: tuple[int, int] | None,
+    per_seed: Sequence[int | None] = (),
 ) -> Figure:
     """The default run's Sink_1 against steps (bottom axis) and tokens (top axis): the seed mean, each seed
-    faded, and the rule's sink onset (the latest default seed's first evaluation with Sink_1 >= 5 %) marked.
-    seeds: per seed [(step, tokens, Sink_1 %), ...]; onset: (step, tokens)."""
+    faded, each seed's own onset as a dot on the 5 % line (`per_seed`; None: that seed never had a sink), and
+    the rule's sink onset (the latest seed's) marked. seeds: per seed [(step, tokens, Sink_1 %), ...];
+    onset: (step, tokens)."""
     fig = figure((6.0, 3.4))
     ax = fig.subplots()
     for run in seeds:
         ax.plot([s for s, _, _ in run], [v for _, _, v in run], color="grey", lw=0.8, alpha=0.6)
+    grown = [s for s in per_seed if s is not None]
+    if grown:
+        never = len(per_seed) - len(grown)
+        label = "each seed's onset" + (f" ({never} of {len(per_seed)} seeds: never)" if never else "")
+        ax.scatter(grown, [5.0] * len(grown), color="#cf222e", s=18, zorder=4, label=label)
+        ax.legend(fontsize=7, loc="upper left", frameon=False)
     _band(ax, [[(s, v) for s, _, v in run] for run in seeds], "black", "default (seed mean)", 2.0)
     per_step = [t / s for run in seeds for s, t, _ in run if s > 0]
     if per_step:

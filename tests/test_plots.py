@@ -89,7 +89,7 @@ FIGURES: dict[str, Callable[[], Any]] = {
         "as the report's does",
     ),
     "onset_curve": lambda: plots.onset_curve(
-        [[(float(s), 512.0 * s, 10.0 * s) for s in range(1, 6)]], "default run", (3, 1536)
+        [[(float(s), 512.0 * s, 10.0 * s) for s in range(1, 6)]], "default run", (3, 1536), [1, None, 3]
     ),
     "length_curves": lambda: plots.length_curves(
         {"0.3": [[(64.0, 50.0), (128.0, 40.0), (256.0, 30.0)]], "0.1": [[(64.0, 70.0), (128.0, 60.0)]]},

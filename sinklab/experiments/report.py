@@ -384,7 +384,9 @@ def _onset_figure(results: Results, rule: Rule, sweep: dict[str, Any], figures: 
         return None
     title = f"default run at scale {sweep['scale']}: Sink_1 during training ({len(seeds)} seed(s))"
     onset = (rule.onset.step, rule.onset.tokens) if rule.onset else None
-    return plots.save_png(plots.onset_curve(seeds, title, onset), figures / "default_onset.png")
+    per_seed = [s[0] if s else None for s in rule.onset.per_seed] if rule.onset else []
+    figure = plots.onset_curve(seeds, title, onset, per_seed)
+    return plots.save_png(figure, figures / "default_onset.png")
 
 
 def _relative(images: dict[str, Path | None], out: Path) -> dict[str, str]:
