@@ -185,7 +185,7 @@ def test_the_onset_is_every_default_seeds_and_a_sinkless_seed_is_said():
 
     def seed(number: int, first: int | None) -> RunResult:
         history = [
-            {"step": s, "tokens": 512 * s, "sink_percent": [20.0 if first is not None and s >= first else 2.0]}
+            {"step": s, "tokens": 512 * s, "sink_percent": [20.0 if s >= (first or 10**9) else 2.0]}
             for s in range(0, 5000, 500)
         ]
         return RunResult("default", [history[-1]["sink_percent"][0]], 3.0, history=history, seed=number)
@@ -194,5 +194,6 @@ def test_the_onset_is_every_default_seeds_and_a_sinkless_seed_is_said():
     found = onset(default)
     assert found.per_seed == [(1000, 512_000), None, (2500, 1_280_000)]
     assert (found.step, found.tokens) == (2500, 1_280_000)  # the latest seed that grew one
-    assert "per seed 1000, never, 2500" in found.text() and "1 of 3 default seeds grew no sink" in found.text()
+    assert "per seed 1000, never, 2500" in found.text()
+    assert "1 of 3 default seeds grew no sink" in found.text()
     assert onset(group_results([seed(0, None), seed(1, None)])["default"]) is None  # no seed: no onset
