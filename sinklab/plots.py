@@ -237,6 +237,13 @@ def _band(ax: Axes, seeds: list[list[tuple[float, float]]], colour: Any, label: 
         ax.fill_between(common, rows.min(0), rows.max(0), color=colour, alpha=0.18, lw=0)
 
 
+def wrap(title: str, width: int = 70) -> str:
+    """A long title over several lines, each line wrapped on its own (kept inside the canvas)."""
+    import textwrap
+
+    return "\n".join(textwrap.fill(line, width) for line in title.split("\n"))
+
+
 def claim_figure(
     values: dict[str, list[float]],
     curves_by_run: dict[str, list[list[tuple[float, float]]]],
@@ -245,12 +252,14 @@ def claim_figure(
     highlight: str = "default",
     paper: dict[str, float] | None = None,
 ) -> Figure:
-    """Left: each run's seed mean (bar) with every seed as a point, and the paper's number beside it (hatched
-    bar); right: Sink_1 against steps, the seed mean as a line and the seeds' min-max as a band, `highlight`
-    in black."""
-    paper = paper or {}
-    fig = figure((9.5, 3.6))
-    left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.2, 1]})
+    """One quantity, the one the claim judges (`ylabel`), in both panels. Left: each run's seed mean (bar)
+    with every seed as a point, and the paper's value of the same quantity beside it (hatched bar); right
+    (when the quantity is logged during training): the seed mean against steps, the seeds' min-max as a
+    band, `highlight` in black."""
+    paper = {k: v for k, v in (paper or {}).items() if k in values}
+    fig = figure((9.5, 4.0) if curves_by_run else (6.0, 4.0))
+    axes = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.2, 1]}) if curves_by_run else [fig.subplots()]
+    left = axes[0]
     names = list(values)
     x = np.arange(len(names))
     tab10 = _colormap("tab10")
@@ -278,58 +287,86 @@ def claim_figure(
             x + shift, heights, width=width, fill=False, hatch="///", edgecolor="0.35", label="paper (60M)"
         )
     left.set_xticks(x, names, rotation=30, ha="right", fontsize=8)
-    top = max([*(max(v) for v in values.values() if v), *paper.values(), 5.0])
+    top = max([*(max(v) for v in values.values() if v), *paper.values(), 1e-9])
     left.set(ylabel=ylabel, ylim=(0, top * 1.15))
-    left.set_title(title, fontsize=9, loc="left")
     left.grid(axis="y", alpha=0.3)
+    fig.suptitle(wrap(title, 95 if curves_by_run else 60), fontsize=9, x=0.01, ha="left")
     # Below the figure, not the axes: constrained layout then keeps it clear of long rotated run names.
     fig.legend(*left.get_legend_handles_labels(), fontsize=7, loc="outside lower left", ncol=3, frameon=False)
-    for name, seeds in curves_by_run.items():
-        _band(right, seeds, colours.get(name, "grey"), name, 2.0 if name == highlight else 1.0)
-    right.set(xlabel="training step", ylabel="Sink_1 (%)", ylim=(0, None))
-    right.grid(alpha=0.3)
     if curves_by_run:
+        right = axes[1]
+        for name, seeds in curves_by_run.items():
+            _band(right, seeds, colours.get(name, "grey"), name, 2.0 if name == highlight else 1.0)
+        right.set(xlabel="training step", ylabel=ylabel, ylim=(0, None))
+        right.grid(alpha=0.3)
         right.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return fig
 
 
-def suite_curves(
-    suites: dict[str, dict[str, list[list[tuple[float, float]]]]],
-    highlight: str = "default",
-    onset: float | None = None,
+def sink_dot_table(
+    rows: dict[str, list[float]],
+    band: tuple[float, float] | None,
+    title: str,
+    present: float = 5.0,
+    absent: float = 1.0,
 ) -> Figure:
-    """Small multiples, one panel per suite: Sink_1 against steps for its runs (seed mean; the default in
-    black with its seed band), the default's sink onset as a dashed line."""
-    cols = min(3, max(1, len(suites)))
-    rows = (len(suites) + cols - 1) // cols
-    fig = figure((4.2 * cols, 3.0 * rows))
-    axes = fig.subplots(rows, cols, squeeze=False, sharey=True)
-    for ax, (suite, runs) in zip(axes.flat, suites.items(), strict=False):
-        for name in runs:  # every other run faded: the panel is about the default and the spread around it
-            if name != highlight:
-                _band(ax, runs[name], (0.45, 0.55, 0.75, 0.6), name, 0.8)
-        if highlight in runs:
-            _band(ax, runs[highlight], "black", highlight, 2.0)
-        if onset is not None:
-            ax.axvline(onset, color="black", ls="--", lw=0.8)
-        ax.set_title(f"{suite} ({len(runs)} run{'' if len(runs) == 1 else 's'})", fontsize=9)
-        ax.set(xlabel="training step", ylabel="Sink_1 (%)")
-        ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(suites) :]:
-        ax.axis("off")
+    """Which variant grew a sink? One row per run, its seeds as dots (filled: >= `present`, open: <=
+    `absent`, grey between), the seed mean as a tick, the default's seed range as one band, each row
+    labelled directly with its mean."""
+    names = sorted(rows, key=lambda n: (n != "default", -float(np.mean(rows[n])), n))
+    fig = figure((7.0, max(2.6, 1.4 + 0.22 * len(names))))
+    ax = fig.subplots()
+    y = np.arange(len(names))[::-1]
+    if band is not None:
+        ax.axvspan(*band, color="black", alpha=0.08, lw=0, label="default's seed range")
+    for row, name in zip(y, names, strict=True):
+        values = np.array(rows[name])
+        colour = "black" if name == "default" else "#1f6feb"
+        filled = values >= present
+        ax.scatter(values[filled], np.full(filled.sum(), row), color=colour, s=18, zorder=3)
+        ax.scatter(values[~filled], np.full((~filled).sum(), row), facecolor="none", edgecolor="0.45", s=18)
+        ax.plot([values.mean()] * 2, [row - 0.3, row + 0.3], color=colour, lw=1.5)
+        ax.annotate(
+            f"{values.mean():.1f}",
+            (1.0, row),
+            xycoords=("axes fraction", "data"),
+            xytext=(4, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=7,
+        )
+    ax.axvline(present, color="0.5", ls=":", lw=0.8)
+    ax.set_yticks(y, names, fontsize=7)
+    ax.set(
+        xlabel="final Sink_1 (%; Sink_1* on a slot, Sink_k where the sink sits at k), each dot a seed",
+        ylim=(-0.7, len(names) - 0.3),
+    )
+    ax.set_title(wrap(title, 80), fontsize=9, loc="left")
+    ax.grid(axis="x", alpha=0.3)
+    fig.legend(fontsize=7, loc="outside lower left", frameon=False)
     return fig
 
 
 def onset_curve(
-    seeds: list[list[tuple[float, float, float]]], title: str, onset: tuple[int, int] | None
+    seeds: list[list[tuple[float, float, float]]],
+    title: str,
+    onset: tuple[int, int] | None,
+    per_seed: Sequence[int | None] = (),
 ) -> Figure:
     """The default run's Sink_1 against steps (bottom axis) and tokens (top axis): the seed mean, each seed
-    faded, and the sink onset (first evaluation with seed-mean Sink_1 >= 5 %) marked.
-    seeds: per seed [(step, tokens, Sink_1 %), ...]; onset: (step, tokens)."""
+    faded, each seed's own onset as a dot on the 5 % line (`per_seed`; None: that seed never had a sink), and
+    the rule's sink onset (the latest seed's) marked. seeds: per seed [(step, tokens, Sink_1 %), ...];
+    onset: (step, tokens)."""
     fig = figure((6.0, 3.4))
     ax = fig.subplots()
     for run in seeds:
         ax.plot([s for s, _, _ in run], [v for _, _, v in run], color="grey", lw=0.8, alpha=0.6)
+    grown = [s for s in per_seed if s is not None]
+    if grown:
+        never = len(per_seed) - len(grown)
+        label = "each seed's onset" + (f" ({never} of {len(per_seed)} seeds: never)" if never else "")
+        ax.scatter(grown, [5.0] * len(grown), color="#cf222e", s=18, zorder=4, label=label)
+        ax.legend(fontsize=7, loc="upper left", frameon=False)
     _band(ax, [[(s, v) for s, _, v in run] for run in seeds], "black", "default (seed mean)", 2.0)
     per_step = [t / s for run in seeds for s, t, _ in run if s > 0]
     if per_step:
@@ -348,7 +385,8 @@ def onset_curve(
             va="top",
         )
     ax.axhline(5.0, color="grey", ls=":", lw=0.8)
-    ax.set(xlabel="training step", ylabel="Sink_1 (%)", title=title)
+    ax.set(xlabel="training step", ylabel="Sink_1 (%)")
+    ax.set_title(wrap(title, 70), fontsize=9, loc="left")
     ax.grid(alpha=0.3)
     return fig
 
@@ -363,7 +401,7 @@ def length_curves(by_eps: dict[str, list[list[tuple[float, float]]]], title: str
         _band(ax, seeds, viridis(i / max(1, len(by_eps) - 1)), f"ε = {eps}", 1.6)
     ax.set_xscale("log", base=2)
     ax.set(xlabel="evaluation length T (tokens)", ylabel="Sink_1 (%)", ylim=(0, 105))
-    ax.set_title(title, fontsize=9, loc="left")
+    ax.set_title(wrap(title, 70), fontsize=9, loc="left")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, frameon=False)
     return fig

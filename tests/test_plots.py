@@ -82,11 +82,14 @@ FIGURES: dict[str, Callable[[], Any]] = {
         "a claim\npaper: 20 %",
         paper={"default": 25.0},
     ),
-    "suite_curves": lambda: plots.suite_curves(
-        {"optimization": {"default": SEEDS, "lr_x2": SEEDS[:1]}, "data": {"default": SEEDS}}, onset=2.0
+    "sink_dot_table": lambda: plots.sink_dot_table(
+        {"default": [32.0, 1.6, 12.0], "wd_0": [0.0, 0.0, 0.0], "kv_bias_k (slot)": [39.0, 40.0]},
+        (1.6, 32.0),
+        "Which variant grew a sink? A long title that has to wrap onto a second line inside the canvas, "
+        "as the report's does",
     ),
     "onset_curve": lambda: plots.onset_curve(
-        [[(float(s), 512.0 * s, 10.0 * s) for s in range(1, 6)]], "default run", (3, 1536)
+        [[(float(s), 512.0 * s, 10.0 * s) for s in range(1, 6)]], "default run", (3, 1536), [1, None, 3]
     ),
     "length_curves": lambda: plots.length_curves(
         {"0.3": [[(64.0, 50.0), (128.0, 40.0), (256.0, 30.0)]], "0.1": [[(64.0, 70.0), (128.0, 60.0)]]},
@@ -178,3 +181,23 @@ def test_claim_figure_legend_clears_long_run_names() -> None:
     assert [t.get_text() for t in labels] == names
     for label in labels:
         assert not legend_box.overlaps(label.get_window_extent(renderer)), label.get_text()
+
+
+@pytest.mark.parametrize("name", sorted(FIGURES))
+def test_titles_and_legends_lie_inside_the_canvas(name: str) -> None:
+    """Every title (axes and figure) and every legend of every figure function ends inside the canvas."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = FIGURES[name]()
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    width, height = canvas.get_width_height()
+    texts = [t for ax in fig.axes for t in (ax.title, ax._left_title, ax._right_title) if t.get_text()]
+    texts += [fig._suptitle] if fig._suptitle is not None else []
+    boxes = [t.get_window_extent(renderer) for t in texts]
+    boxes += [
+        lg.get_window_extent(renderer) for lg in [*fig.legends, *(ax.get_legend() for ax in fig.axes)] if lg
+    ]
+    for box in boxes:
+        assert box.x0 >= -1 and box.y0 >= -1 and box.x1 <= width + 1 and box.y1 <= height + 1, (name, box)

@@ -9,8 +9,16 @@ from pathlib import Path
 
 from sinklab.config import add_set_argument
 from sinklab.errors import SinklabError
-from sinklab.experiments.claims import run_name_and_seed
-from sinklab.experiments.suites import SCALES, RunSpec, Scale, get_scale, runs_for, suite_names, with_seeds
+from sinklab.experiments.suites import (
+    SCALES,
+    RunSpec,
+    Scale,
+    get_scale,
+    run_name_and_seed,
+    runs_for,
+    suite_names,
+    with_seeds,
+)
 from sinklab.io import atomic_write_json
 
 

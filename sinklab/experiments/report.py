@@ -1,6 +1,6 @@
 """The reproduce report: for each claim of the paper, its number, ours (mean and spread over seeds) and a
-verdict under the one rule of `claims.py`, with one figure per claim; Markdown, self-contained HTML and
-claims.json (with every seed's values)."""
+verdict under the one rule of `claims.rule`, with one figure per claim; Markdown, self-contained HTML and
+claims.json (every seed's value of every quantity a verdict reads, and the tests it rests on)."""
 
 from __future__ import annotations
 
@@ -14,10 +14,13 @@ from sinklab import plots
 from sinklab.errors import SinklabError
 from sinklab.experiments.claims import (
     LAST_EVALS,
+    LEVEL,
+    LOSS_MARGIN,
     NOT_COVERED,
     ONSET_FACTOR,
     SINK_ABSENT,
     SINK_PRESENT,
+    UNTESTED,
     VERDICTS,
     Claim,
     Finding,
@@ -26,13 +29,15 @@ from sinklab.experiments.claims import (
     Rule,
     Run,
     RunResult,
+    Stat,
     build_claims,
     group_results,
-    run_name_and_seed,
     sink_k,
     slot_sink,
     val_loss,
 )
+from sinklab.experiments.claims.rule import MISSING
+from sinklab.experiments.suites import run_name_and_seed
 from sinklab.io import atomic_write_json, atomic_write_text
 from sinklab.reports import markdown_cell, render
 
@@ -83,7 +88,7 @@ def claims_for_sweep(sweep: dict[str, Any]) -> list[Claim]:
     if scale is None:
         claims = build_claims()
     else:
-        claims = build_claims(scale.windows, scale_config(scale).train.weight_decay)
+        claims = build_claims(scale.windows, scale_config(scale).train.weight_decay, scale.control)
     suites = set(sweep["suites"])
     # The natural suite gathers runs of other suites: it holds every claim that its runs can judge.
     natural = {s.name for s in runs_for("natural", scale)} if "natural" in suites and scale else set()
@@ -96,6 +101,17 @@ def evaluate(
     return [(c, c.evaluate(results, scale, bos=bos)) for c in claims]
 
 
+def evaluate_with_reads(
+    results: Results, claims: list[Claim], scale: str, bos: bool = False
+) -> list[tuple[Claim, Finding, Rule]]:
+    """Each claim's finding and the rule that judged it (whose `read` holds every per-seed value it read)."""
+    out = []
+    for c in claims:
+        rule = Rule(results, scale, bos=bos)
+        out.append((c, c.evaluate_with(rule), rule))
+    return out
+
+
 def scale_has_bos(name: str) -> bool:
     """Whether every sequence of the named scale starts with the same BOS (unknown scales: no)."""
     from sinklab.experiments.suites import SCALES, prepends_bos
@@ -103,47 +119,38 @@ def scale_has_bos(name: str) -> bool:
     return name in SCALES and prepends_bos(SCALES[name])
 
 
-def _curves(results: Results, names: list[str]) -> dict[str, list[list[tuple[float, float]]]]:
+def _curves(results: Results, names: list[str], claim: Claim | None = None) -> dict[str, list]:
+    """Per run, per seed: (step, value) of the claim's quantity (Sink_1 without a claim) over training."""
+    metric = claim.metric if claim is not None else sink_k(1)
     out = {}
     for name in names:
-        seeds = [
-            [(float(h["step"]), float(h["sink_percent"][0])) for h in r.history if h.get("sink_percent")]
-            for r in results[name].seeds
-        ]
-        if any(seeds):
-            out[name] = [s for s in seeds if s]
+        seeds = [s for r in results[name].seeds if len(s := metric.during_training(r)) > 1]
+        if seeds:  # a curve needs two evaluations (a published claims.json holds one per seed)
+            out[name] = seeds
     return out
 
 
-def _claim_figure(claim: Claim, results: Results, folder: Path) -> Path | None:
+def _claim_figure(claim: Claim, finding: Finding, results: Results, folder: Path) -> Path | None:
+    """The claim's quantity per run and seed (left) and over training (right), the paper's value of the
+    same quantity beside ours; the verdict in the title. None for a claim without evidence here."""
     names = [n for n in claim.runs if n in results]
-    if not names:
+    if not names or finding.verdict in (UNTESTED, MISSING):
         return None
-    if claim.id == "eps-length":
-        return _length_figure(claim, results["default"], folder)
-    k = claim.position
-    position = sink_k(k)
-    slot = any(results[n].slot_sink is not None for n in names)
-    metric, label = (
-        (slot_sink, "Sink_1* (slot runs), Sink_1 (others), %") if slot else (position, f"Sink_{k} (%)")
-    )
+    title = f"{finding.verdict}: {claim.text}\npaper: {claim.paper}"
+    if claim.figure == "lengths":
+        return _length_figure(claim, results["default"], title, folder)
+    metric = claim.metric
     values = {n: [v for r in results[n].seeds if (v := metric(r)) is not None] for n in names}
-    if slot:  # runs without a slot show Sink_1 beside the slot runs
-        values = {
-            n: v or [x for r in results[n].seeds if (x := sink_k(1)(r)) is not None]
-            for n, v in values.items()
-        }
+    values = {n: v for n, v in values.items() if v}
+    if not values:
+        return None
     fig = plots.claim_figure(
-        values,
-        _curves(results, names),
-        label,
-        f"{claim.text}\npaper: {claim.paper}",
-        paper=dict(claim.paper_values),
+        values, _curves(results, list(values), claim), metric.axis(), title, paper=dict(claim.paper_values)
     )
     return plots.save_png(fig, folder / f"claim_{claim.id}.png")
 
 
-def _length_figure(claim: Claim, default: Run, folder: Path) -> Path | None:
+def _length_figure(claim: Claim, default: Run, title: str, folder: Path) -> Path | None:
     measured = [r.by_length for r in default.seeds if r.by_length]
     if not measured:
         return None
@@ -151,7 +158,6 @@ def _length_figure(claim: Claim, default: Run, folder: Path) -> Path | None:
         f"{e:g}": [list(zip(m["lengths"], m["sink_1"][f"{e:g}"], strict=True)) for m in measured]
         for e in measured[0]["eps"]
     }
-    title = f"{claim.text}\npaper: {claim.paper}"
     return plots.save_png(plots.length_curves(by_eps, title), folder / f"claim_{claim.id}.png")
 
 
@@ -191,27 +197,28 @@ def write_report(out: Path) -> tuple[Path, Path, list[tuple[Claim, Finding]]]:
     out = Path(out)
     sweep = read_sweep(out)
     claims = claims_for_sweep(sweep)
-    if any(c.id == "eps-length" for c in claims):
+    if any(c.figure == "lengths" for c in claims):
         measure_default_lengths(out)
     results, unreadable = load_results(out)
-    findings = evaluate(results, claims, sweep["scale"], bos=scale_has_bos(sweep["scale"]))
+    judged = evaluate_with_reads(results, claims, sweep["scale"], bos=scale_has_bos(sweep["scale"]))
+    findings = [(c, f) for c, f, _ in judged]
     figures = out / "figures"
-    images = {c.id: _claim_figure(c, results, figures) for c, _ in findings}
+    images = {c.id: _claim_figure(c, f, results, figures) for c, f in findings}
     rule = Rule(results, sweep["scale"])
-    overview = _overview(results, claims, rule, figures)
+    overview = _overview(results, rule, figures)
     onset_figure = _onset_figure(results, rule, sweep, figures)
-    counts = {v: sum(f.verdict == v for _, f in findings) for v in VERDICTS}
     context = {
         "sweep": sweep,
         "results": results,
         "findings": findings,
-        "counts": counts,
+        "counts": {v: sum(f.verdict == v for _, f in findings) for v in VERDICTS},
         "rows": _run_rows(results),
         "unreadable": unreadable,
         "not_covered": NOT_COVERED,
         "onset": rule.onset_text(),
         "rule": rule_text(),
         "seed_summary": seed_summary(results),
+        "unjudged": unjudged_runs(results, claims),
     }
     md = render(
         "sinklab.experiments",
@@ -233,24 +240,65 @@ def write_report(out: Path) -> tuple[Path, Path, list[tuple[Claim, Finding]]]:
         colours=VERDICT_COLOURS,
     )
     html_path = atomic_write_text(out / "report.html", page)
-    atomic_write_json(out / "claims.json", claims_json(findings, results))
+    atomic_write_json(out / "claims.json", claims_json(judged, results, rule))
     return md_path, html_path, findings
 
 
-def claims_json(findings: list[tuple[Claim, Finding]], results: Results) -> list[dict[str, Any]]:
-    """One entry per claim: the finding, the rule that decided it, and every seed of every run it reads."""
-    return [
-        {
-            "id": c.id,
-            "claim": c.text,
-            "paper": c.paper,
-            "ours": f.ours,
-            "verdict": f.verdict,
-            "rule": f.rule,
-            "runs": {n: results[n].per_seed() for n in c.runs if n in results},
-        }
-        for c, f in findings
-    ]
+def unjudged_runs(results: Results, claims: list[Claim]) -> list[str]:
+    """Finished runs that no claim of the sweep reads (published in the runs table, judged by nothing)."""
+    read = {r for c in claims for r in c.runs}
+    return [name for name in results if name not in read]
+
+
+def claims_json(
+    judged: list[tuple[Claim, Finding, Rule]], results: Results, rule: Rule | None = None
+) -> dict[str, Any]:
+    """The rule's constants and the default's onset, and per claim: the finding, the tests it rests on
+    (with their per-seed inputs) and every seed's value of every quantity it read, with steps and tokens."""
+    entries = []
+    for c, f, claim_rule in judged:
+        runs = {}
+        for name in c.runs:
+            if name in results:
+                runs[name] = results[name].per_seed()
+                runs[name].update(claim_rule.read.get(name, {}))
+        entries.append(
+            {
+                "id": c.id,
+                "claim": c.text,
+                "paper": c.paper,
+                "metric": {"key": c.metric.key, "label": c.metric.label, "unit": c.metric.unit},
+                "paper_values": dict(c.paper_values),
+                "ours": f.ours,
+                "verdict": f.verdict,
+                "rule": f.rule,
+                **f.tests_json(),
+                "runs": runs,
+            }
+        )
+    onset = rule.onset if rule else None
+    return {
+        "rule": RULE_CONSTANTS,
+        "onset": None
+        if onset is None
+        else {
+            "step": onset.step,
+            "tokens": onset.tokens,
+            "per_seed": [list(s) if s else None for s in onset.per_seed],
+        },
+        "claims": entries,
+    }
+
+
+RULE_CONSTANTS = {
+    "level": LEVEL,
+    "equivalence_level": 1 - 2 * (1 - LEVEL),
+    "sink_present": SINK_PRESENT,
+    "sink_absent": SINK_ABSENT,
+    "loss_margin": LOSS_MARGIN,
+    "onset_factor": ONSET_FACTOR,
+    "last_evals": LAST_EVALS,
+}
 
 
 def seed_summary(results: Results) -> str:
@@ -270,30 +318,52 @@ def seed_summary(results: Results) -> str:
 
 
 def rule_text() -> str:
-    return (
-        f"A run's value is the mean of its last {LAST_EVALS} evaluations, averaged over seeds "
-        "([min–max] over seeds, n seeds). Two values differ only beyond max(one head's worth = "
-        "100 / (layers x heads), 2 x the pooled seed sd). "
-        f"A run has a sink at Sink_1 >= {SINK_PRESENT:g} % and none at <= {SINK_ABSENT:g} %; a run without "
-        f"a sink counts as evidence only after >= {ONSET_FACTOR:g} x the default's sink onset (steps and "
-        "tokens), else the verdict is 'not at this scale'. 'inconclusive': the difference is within "
-        "noise, or (for a claim that runs do not differ) the noise is at least the default's whole value, "
-        "so a run that lost its sink would look the same."
+    level = f"{LEVEL * 100:g} %"
+    return " ".join(
+        (
+            f"A run's value is, per seed, the mean of its last {LAST_EVALS} evaluations",
+            "([min–max] over seeds, n seeds).",
+            f"Two runs differ when the {level} confidence interval of the difference",
+            "of their means (Welch's t; paired t for two quantities of the same seeds)",
+            "excludes 0 and the difference is at least the smallest effect worth calling",
+            f"(one head = 100 / (layers x heads) points; {LOSS_MARGIN:g} nats for a loss).",
+            f"A run has a sink when the interval of its mean lies at or above {SINK_PRESENT:g} %,",
+            f"and lost it when the interval lies at or below {SINK_ABSENT:g} %",
+            "and the default is above it by the difference rule.",
+            "Two runs are the same when the 90 % interval of their difference lies within",
+            f"one head (a loss: within {LOSS_MARGIN:g} nats; TOST).",
+            f"Onset: per default seed, the first evaluation with Sink_1 >= {SINK_PRESENT:g} %;",
+            "a run without a sink counts after the latest seed's onset (steps and tokens),",
+            "else 'not at this scale'. Reproduced: every required test holds;",
+            "contradicted: every test of a refuting group holds; inconclusive otherwise.",
+        )
     )
 
 
-def _overview(results: Results, claims: list[Claim], rule: Rule, figures: Path) -> Path | None:
-    by_suite: dict[str, list[str]] = {}
-    for c in claims:
-        for n in c.runs:
-            if n in results and n not in by_suite.setdefault(c.suite, []):
-                by_suite[c.suite].append(n)
-    panels = {s: _curves(results, names) for s, names in by_suite.items()}
-    panels = {s: p for s, p in panels.items() if p}
-    if not panels:
+def _overview(results: Results, rule: Rule, figures: Path) -> Path | None:
+    """Which variant grew a sink? Every run's final Sink_1 (and Sink_1* on a slot) per seed, the default's
+    seed range as a band."""
+    rows = {}
+    for name, run in results.items():
+        stat, label = (run.stat(slot_sink), " (slot)") if run.slot_sink is not None else _strongest(run)
+        if stat is not None:
+            rows[name + label] = stat.values
+    if not rows:
         return None
-    onset = float(rule.onset[0]) if rule.onset else None
-    return plots.save_png(plots.suite_curves(panels, onset=onset), figures / "sink1_curves.png")
+    default = rows.get("default")
+    band = (min(default), max(default)) if default else None
+    title = f"Which variant grew a sink? Final Sink_1 per seed (or where it sits), scale {rule.scale}"
+    fig = plots.sink_dot_table(rows, band, title, present=SINK_PRESENT, absent=SINK_ABSENT)
+    return plots.save_png(fig, figures / "sink1_overview.png")
+
+
+def _strongest(run: Run) -> tuple[Stat | None, str]:
+    """Sink_1 of a run, or Sink_k where its sink sits on a later position (a fixed token at k)."""
+    stats = {k: st for k in (1, 2, 3, 4) if (st := run.stat(sink_k(k))) is not None}
+    if not stats:
+        return None, ""
+    k = max(stats, key=lambda j: (stats[j].mean, -j))
+    return stats[k], "" if k == 1 else f" (Sink_{k})"
 
 
 def _onset_figure(results: Results, rule: Rule, sweep: dict[str, Any], figures: Path) -> Path | None:
@@ -313,7 +383,10 @@ def _onset_figure(results: Results, rule: Rule, sweep: dict[str, Any], figures: 
     if not seeds:
         return None
     title = f"default run at scale {sweep['scale']}: Sink_1 during training ({len(seeds)} seed(s))"
-    return plots.save_png(plots.onset_curve(seeds, title, rule.onset), figures / "default_onset.png")
+    onset = (rule.onset.step, rule.onset.tokens) if rule.onset else None
+    per_seed = [s[0] if s else None for s in rule.onset.per_seed] if rule.onset else []
+    figure = plots.onset_curve(seeds, title, onset, per_seed)
+    return plots.save_png(figure, figures / "default_onset.png")
 
 
 def _relative(images: dict[str, Path | None], out: Path) -> dict[str, str]:

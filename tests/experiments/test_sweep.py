@@ -84,7 +84,7 @@ def test_reproduce_cli_writes_a_report(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "| Sigmoid without normalisation has no sink at 1B either |" in proc.stdout
     assert (out / "report.html").exists() and (out / "claims.json").exists()
-    claims = json.loads((out / "claims.json").read_text())
+    claims = json.loads((out / "claims.json").read_text())["claims"]
     assert claims[0]["verdict"] == "not at this scale"  # micro is not 1B
     # The micro default grows no sink, so the run that only a default-sink claim reads was not trained.
     assert "the default grew no sink at scale micro: skipping 1 run(s)" in proc.stdout
@@ -95,7 +95,7 @@ def test_reproduce_cli_writes_a_report(tmp_path):
     every = subprocess.run([*cmd, "--train-all"], capture_output=True, text=True, env=env, timeout=600)
     assert every.returncode == 0, every.stdout + every.stderr
     assert (out / "runs" / "sigmoid_nonorm" / "metrics.json").exists()
-    assert json.loads((out / "claims.json").read_text())[0]["verdict"] == "not at this scale"
+    assert json.loads((out / "claims.json").read_text())["claims"][0]["verdict"] == "not at this scale"
 
 
 def test_the_default_gates_the_other_runs_only_at_cpu_scales():
@@ -122,11 +122,11 @@ def test_sweep_json_keeps_earlier_suites_of_the_same_scale(tmp_path):
 def test_runs_only_natural_claims_read_are_skipped_where_a_bos_starts_every_sequence():
     from sinklab.experiments.command import untestable_runs
 
-    tiny = with_seeds(runs_for("architecture", SCALES["tiny"]), 3)
-    skipped = untestable_runs(tiny, SCALES["tiny"], ["architecture"])
-    assert {"pos_nope", "pos_nope-seed2", "post_ln-seed1"} <= skipped
-    # other claims read these
-    assert not {"default", "kv_bias_k", "sigmoid_nonorm", "kv_bias_k-seed1"} & skipped
+    tiny = with_seeds(runs_for("all", SCALES["tiny"]), 3)
+    skipped = untestable_runs(tiny, SCALES["tiny"], ["data", "loss", "architecture"])
+    assert {"random_x1", "random_x2-seed2", "data_1pct-seed1", "prefix_5", "window_8"} <= skipped
+    # architecture claims are judged at a BOS scale (one criterion), and other claims read these
+    assert not {"default", "pos_nope", "post_ln-seed1", "sink_token", "kv_bias_k-seed1", "wd_0"} & skipped
     nobos = runs_for("natural", SCALES["nobos"])
     assert untestable_runs(nobos, SCALES["nobos"], ["natural"]) == set()  # no BOS: testable
     assert untestable_runs(runs_for("architecture", SCALES["60m"]), SCALES["60m"], ["architecture"]) == set()
