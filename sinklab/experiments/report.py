@@ -200,6 +200,7 @@ def write_report(out: Path) -> tuple[Path, Path, list[tuple[Claim, Finding]]]:
     if any(c.figure == "lengths" for c in claims):
         measure_default_lengths(out)
     results, unreadable = load_results(out)
+    results, short = drop_short_runs(results, sweep)
     judged = evaluate_with_reads(results, claims, sweep["scale"], bos=scale_has_bos(sweep["scale"]))
     findings = [(c, f) for c, f, _ in judged]
     figures = out / "figures"
@@ -214,6 +215,7 @@ def write_report(out: Path) -> tuple[Path, Path, list[tuple[Claim, Finding]]]:
         "counts": {v: sum(f.verdict == v for _, f in findings) for v in VERDICTS},
         "rows": _run_rows(results),
         "unreadable": unreadable,
+        "short": short,
         "not_covered": NOT_COVERED,
         "onset": rule.onset_text(),
         "rule": rule_text(),
@@ -242,6 +244,18 @@ def write_report(out: Path) -> tuple[Path, Path, list[tuple[Claim, Finding]]]:
     html_path = atomic_write_text(out / "report.html", page)
     atomic_write_json(out / "claims.json", claims_json(judged, results, rule))
     return md_path, html_path, findings
+
+
+def drop_short_runs(results: Results, sweep: dict[str, Any]) -> tuple[Results, dict[str, str]]:
+    """Leave out of every verdict the runs with fewer finished seeds than the sweep trains (its run list):
+    no verdict rests on fewer seeds than the scale asks for. Returns the rest and name -> 'k of n seeds'."""
+    wanted = Counter(run_name_and_seed(name)[0] for name in sweep.get("runs", []))
+    short = {
+        name: f"{len(run.seeds)} of {wanted[name]} seeds finished"
+        for name, run in results.items()
+        if len(run.seeds) < wanted.get(name, 0)
+    }
+    return {name: run for name, run in results.items() if name not in short}, short
 
 
 def unjudged_runs(results: Results, claims: list[Claim]) -> list[str]:

@@ -71,6 +71,13 @@ class Scale:
     # A softmax run of the same scale that grows no sink: the control that the claims about what a sink
     # brings with it (massive activations, a small value, the fall with T) are judged against.
     control: str = "lr_x0.25"
+    # Seeds for the default and every run a graded comparison reads (learning rates, batch sizes, weight
+    # decays, the control): the differences claimed there are smaller than a sink's presence or absence.
+    # None: `seeds`.
+    compared_seeds: int | None = None
+    # Batch-size runs keep the default's tokens (steps scaled by the inverse factor), so that the claim
+    # reads the batch size, not the amount of text, at a scale where the sink's onset is a few M tokens.
+    token_matched_batch: bool = False
 
 
 MICRO = (
@@ -111,15 +118,29 @@ SCALES: dict[str, Scale] = {
     # million tokens at this size; the paper's packing needs far more tokens than a CPU run can see).
     "tiny": Scale(
         name="tiny",
-        preset="demo",
+        preset="tiny-2x4",
         # 6000 steps (the demo's own length): the default's seeds grow their sink by 3500-4500 steps here
         # (one of three seeds never did), so a run without a sink counts as evidence only with this budget.
         base=("train.steps=6000", "train.threads=1", "train.progress=false"),
         lr=3e-3,
         batch_size=8,
         windows=(8, 32),
-        note="tiny CPU scale: the demo recipe (2 x 128, BOS at position 0), 6000 steps",
+        note="tiny CPU scale: 2 x 4 heads x 128, BOS at position 0, 6000 steps (the demo recipe until 0.2)",
         seeds=3,
+    ),
+    # The reference CPU scale (docs/reference-recipe.md): 32 heads, so one head is 3.1 points, and enough
+    # seeds that a difference of a few points is decided by the interval of seed means.
+    "ref": Scale(
+        name="ref",
+        preset="ref",
+        base=("train.threads=1", "train.progress=false"),
+        lr=3e-3,
+        batch_size=8,
+        windows=(8, 32),
+        note="reference CPU scale: 4 layers x 8 heads x 128, BOS at position 0, 6000 steps",
+        seeds=5,
+        compared_seeds=10,
+        token_matched_batch=True,
     ),
     # The paper's packing on a CPU (no BOS): the scale for the claims about a natural first token.
     "nobos": Scale(
@@ -172,10 +193,31 @@ def scale_config(scale: Scale, overrides: tuple[str, ...] = ()) -> Any:
     return apply_overrides(get_run_preset(scale.preset), [*scale.base, *overrides])
 
 
-def with_seeds(specs: list[RunSpec], seeds: int) -> list[RunSpec]:
-    """Each run trained with seeds 0..seeds-1; seed 0 keeps the run's name, seed k is NAME-seed{k}."""
-    if seeds < 1:
-        raise ValueError(f"--seeds must be >= 1, got {seeds}")
+def compared_runs(scale: Scale) -> set[str]:
+    """The runs that graded comparisons read: the default, the optimisation suite, the weight decays the
+    claims compare (0, 5 and the default's) and the sinkless control (they get `scale.compared_seeds`)."""
+    default_wd = scale_config(scale).train.weight_decay
+    return {s.name for s in optimization(scale)} | {wd_run(g, default_wd) for g in (0.0, 5.0)} | {scale.control}
+
+
+def seeds_per_run(scale: Scale, seeds: int | None = None) -> Callable[[str], int]:
+    """How many seeds a run of this scale trains: `seeds` (reproduce --seeds) for every run if given, else
+    the scale's `compared_seeds` for the runs graded comparisons read and its `seeds` for the rest."""
+    if seeds is not None:
+        if seeds < 1:
+            raise ValueError(f"--seeds must be >= 1, got {seeds}")
+        return lambda name: seeds
+    compared = compared_runs(scale) if scale.compared_seeds else set()
+    return lambda name: scale.compared_seeds if name in compared else scale.seeds
+
+
+def with_seeds(specs: list[RunSpec], seeds: int | Callable[[str], int]) -> list[RunSpec]:
+    """Each run trained with seeds 0..n-1 (`seeds`: n, or n per run name); seed 0 keeps the run's name, seed
+    k is NAME-seed{k}."""
+    count = seeds if callable(seeds) else (lambda name: seeds)
+    counts = {spec.name: count(spec.name) for spec in specs}
+    if any(n < 1 for n in counts.values()):
+        raise ValueError(f"--seeds must be >= 1, got {min(counts.values())}")
     return [
         spec
         if k == 0
@@ -183,7 +225,7 @@ def with_seeds(specs: list[RunSpec], seeds: int) -> list[RunSpec]:
             seed_run_name(spec.name, k), (*spec.overrides, f"train.seed={k}"), f"{spec.description}, seed {k}"
         )
         for spec in specs
-        for k in range(seeds)
+        for k in range(counts[spec.name])
     ]
 
 
@@ -208,14 +250,24 @@ def optimization(scale: Scale) -> list[RunSpec]:
     return _specs(
         ("lr_x2", (f"train.lr={scale.lr * 2:g}",), "learning rate x2"),
         ("lr_x0.25", (f"train.lr={scale.lr / 4:g}",), "learning rate x1/4"),
-        ("batch_x0.5", (f"train.batch_size={scale.batch_size // 2}",), "batch size x1/2"),
-        ("batch_x2", (f"train.batch_size={scale.batch_size * 2}",), "batch size x2"),
+        *(_batch_run(scale, factor) for factor in (0.5, 2)),
         (
             "lr_x0.5_steps_x2",
             (f"train.lr={scale.lr / 2:g}", f"train.steps={scale_config(scale).train.steps * 2}"),
             "learning rate x1/2 for twice the steps (lr x steps fixed, Table 9)",
         ),
     )
+
+
+def _batch_run(scale: Scale, factor: float) -> tuple[str, tuple[str, ...], str]:
+    overrides = (f"train.batch_size={int(scale.batch_size * factor)}",)
+    description = f"batch size x{factor:g}"
+    if scale.token_matched_batch:
+        train = scale_config(scale).train
+        steps, every = int(train.steps / factor), max(1, int(train.eval_every / factor))
+        overrides = (*overrides, f"train.steps={steps}", f"train.eval_every={every}")
+        description += f" for x{1 / factor:g} the steps (the default's tokens)"
+    return f"batch_x{factor:g}", overrides, description
 
 
 def prepends_bos(scale: Scale) -> bool:

@@ -105,3 +105,17 @@ def test_a_corrupt_sweep_json_is_a_clear_error(tmp_path):
     assert main(["report", str(tmp_path)]) == 2
     with pytest.raises(Exception, match="corrupt"):
         write_report(tmp_path)
+
+
+def test_a_run_short_of_its_seeds_is_left_out_of_every_verdict(tmp_path):
+    runs = [f"default{s}" for s in ("", "-seed1", "-seed2")] + [f"lr_x0.25{s}" for s in ("", "-seed1", "-seed2")]
+    (tmp_path / "sweep.json").write_text(json.dumps({"suites": ["optimization"], "scale": "tiny", "runs": runs}))
+    for seed, jitter in enumerate((0.0, 1.0, -1.0)):
+        fake_run(tmp_path, "default" + ("" if seed == 0 else f"-seed{seed}"), 20.0 + jitter)
+    fake_run(tmp_path, "lr_x0.25", 0.0)
+    fake_run(tmp_path, "lr_x0.25-seed1", 0.0)  # seed 2 still training
+    md, _, findings = write_report(tmp_path)
+    verdicts = {c.id: f.verdict for c, f in findings}
+    assert verdicts["lr-smaller-weaker"] == "missing"
+    assert verdicts["sink-emerges"] == "reproduced"
+    assert "lr_x0.25: 2 of 3 seeds finished" in md.read_text()

@@ -1,6 +1,15 @@
 import pytest
 
-from sinklab.experiments.suites import SCALES, SUITES, get_scale, runs_for, suite_names
+from sinklab.experiments.suites import (
+    SCALES,
+    SUITES,
+    get_scale,
+    run_name_and_seed,
+    runs_for,
+    scale_config,
+    suite_names,
+    with_seeds,
+)
 
 
 def test_all_is_the_union_of_training_suites_with_one_shared_default():
@@ -48,7 +57,7 @@ def test_every_override_is_a_valid_config_key():
 def test_unknown_suite_and_scale_list_the_accepted_ones():
     with pytest.raises(ValueError, match=r"accepted: .*optimization"):
         runs_for("nope", SCALES["tiny"])
-    with pytest.raises(ValueError, match="accepted: micro, tiny, nobos, small, 60m, 1b"):
+    with pytest.raises(ValueError, match="accepted: micro, tiny, ref, nobos, small, 60m, 1b"):
         get_scale("huge")
     assert "open-lms" in suite_names()
 
@@ -90,3 +99,64 @@ def test_nobos_scale_micro_smoke(tmp_path, monkeypatch):
     _, _, findings = write_report(tmp_path)
     verdicts = {c.id: f.verdict for c, f in findings}
     assert verdicts["random-x1"] == "untested at CPU scales"  # a micro default grows no sink
+
+
+def test_ref_scale_seeds_graded_comparisons_more_than_the_rest():
+    from sinklab.experiments.suites import compared_runs, seeds_per_run
+
+    scale = SCALES["ref"]
+    count = seeds_per_run(scale)
+    assert {"default", "lr_x2", "lr_x0.25", "lr_x0.5_steps_x2", "batch_x0.5", "batch_x2", "wd_0", "wd_5"} <= (
+        compared_runs(scale)
+    )
+    assert all(count(name) == 10 for name in compared_runs(scale))
+    assert count("mlp_relu") == 5 and count("sigmoid_nonorm") == 5
+    assert seeds_per_run(scale, 2)("default") == 2  # reproduce --seeds overrides the scale
+    specs = with_seeds(runs_for("optimization", scale), count)
+    assert sum(s.name.startswith("default") for s in specs) == 10
+    # tiny keeps its three seeds everywhere
+    assert {seeds_per_run(SCALES["tiny"])(n) for n in ("default", "lr_x2", "mlp_relu")} == {3}
+
+
+def test_ref_scale_batch_runs_keep_the_defaults_tokens_and_evaluation_points():
+    scale = SCALES["ref"]
+    default = scale_config(scale).train
+    for spec in runs_for("optimization", scale):
+        if spec.name.startswith("batch_"):
+            train = scale_config(scale, spec.overrides).train
+            assert train.steps * train.batch_size == default.steps * default.batch_size, spec.name
+            assert train.eval_every * train.batch_size == default.eval_every * default.batch_size
+    # at tiny the batch runs keep the paper's fixed steps (the published table)
+    tiny = {s.name: scale_config(SCALES["tiny"], s.overrides).train for s in runs_for("optimization", SCALES["tiny"])}
+    assert tiny["batch_x0.5"].steps == tiny["default"].steps
+
+
+def test_ref_scale_is_the_32_head_reference_recipe():
+    cfg = scale_config(SCALES["ref"])
+    assert cfg.model.n_layer * cfg.model.n_head >= 32
+    assert cfg.data.bos != "none" and cfg.train.threads == 1
+
+
+def test_sweep_order_judges_the_cheapest_claims_first():
+    from sinklab.experiments.command import order_for_claims
+    from sinklab.experiments.report import claims_for_sweep
+    from sinklab.experiments.suites import seeds_per_run
+
+    scale = SCALES["ref"]
+    suites = ["optimization", "data", "loss", "architecture", "scale-up", "beyond"]
+    specs = with_seeds(runs_for("all", scale), seeds_per_run(scale))
+    ordered = order_for_claims(specs, scale, suites)
+    assert sorted(s.name for s in ordered) == sorted(s.name for s in specs)  # a permutation
+    names = [run_name_and_seed(s.name)[0] for s in ordered]
+    assert names[:10] == ["default"] * 10
+    # After k runs, at least as many claims have every run finished as in the suites' own order.
+    claims = claims_for_sweep({"suites": suites, "scale": "ref"})
+
+    def judged(order: list[str], k: int) -> int:
+        done = set(order[:k])
+        return sum(set(c.runs) <= done and all(order[:k].count(r) == names.count(r) for r in c.runs) for c in claims)
+
+    plain = [run_name_and_seed(s.name)[0] for s in specs]
+    for k in (20, 60, 120):
+        assert judged(names, k) >= judged(plain, k)
+    assert judged(names, 60) > judged(plain, 60)
