@@ -16,8 +16,8 @@ from sinklab.experiments.suites import (
     get_scale,
     run_name_and_seed,
     runs_for,
-    suite_names,
     seeds_per_run,
+    suite_names,
     with_seeds,
 )
 from sinklab.io import atomic_write_json
@@ -29,7 +29,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="sweep directory (runs/, logs/, report)")
     parser.add_argument("--jobs", type=int, default=None, help="runs at once (default: CPU cores, 1 on GPU)")
     parser.add_argument(
-        "--seeds", type=int, default=None, help="seeds per run (default: the scale's: 3 at tiny; at ref 10 for the runs graded comparisons read, 5 for the rest; 1 at 60m/1b)"
+        "--seeds",
+        type=int,
+        default=None,
+        help=(
+            "seeds per run (default: the scale's: 3 at tiny; at ref 10 for the runs graded comparisons "
+            "read, 5 for the rest; 1 at 60m/1b)"
+        ),
     )
     parser.add_argument("--dry-run", action="store_true", help="list the runs and the time estimate only")
     parser.add_argument(

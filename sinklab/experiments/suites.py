@@ -197,7 +197,9 @@ def compared_runs(scale: Scale) -> set[str]:
     """The runs that graded comparisons read: the default, the optimisation suite, the weight decays the
     claims compare (0, 5 and the default's) and the sinkless control (they get `scale.compared_seeds`)."""
     default_wd = scale_config(scale).train.weight_decay
-    return {s.name for s in optimization(scale)} | {wd_run(g, default_wd) for g in (0.0, 5.0)} | {scale.control}
+    return (
+        {s.name for s in optimization(scale)} | {wd_run(g, default_wd) for g in (0.0, 5.0)} | {scale.control}
+    )
 
 
 def seeds_per_run(scale: Scale, seeds: int | None = None) -> Callable[[str], int]:

@@ -108,8 +108,12 @@ def test_a_corrupt_sweep_json_is_a_clear_error(tmp_path):
 
 
 def test_a_run_short_of_its_seeds_is_left_out_of_every_verdict(tmp_path):
-    runs = [f"default{s}" for s in ("", "-seed1", "-seed2")] + [f"lr_x0.25{s}" for s in ("", "-seed1", "-seed2")]
-    (tmp_path / "sweep.json").write_text(json.dumps({"suites": ["optimization"], "scale": "tiny", "runs": runs}))
+    runs = [f"default{s}" for s in ("", "-seed1", "-seed2")] + [
+        f"lr_x0.25{s}" for s in ("", "-seed1", "-seed2")
+    ]
+    (tmp_path / "sweep.json").write_text(
+        json.dumps({"suites": ["optimization"], "scale": "tiny", "runs": runs})
+    )
     for seed, jitter in enumerate((0.0, 1.0, -1.0)):
         fake_run(tmp_path, "default" + ("" if seed == 0 else f"-seed{seed}"), 20.0 + jitter)
     fake_run(tmp_path, "lr_x0.25", 0.0)

@@ -127,7 +127,10 @@ def test_ref_scale_batch_runs_keep_the_defaults_tokens_and_evaluation_points():
             assert train.steps * train.batch_size == default.steps * default.batch_size, spec.name
             assert train.eval_every * train.batch_size == default.eval_every * default.batch_size
     # at tiny the batch runs keep the paper's fixed steps (the published table)
-    tiny = {s.name: scale_config(SCALES["tiny"], s.overrides).train for s in runs_for("optimization", SCALES["tiny"])}
+    tiny = {
+        s.name: scale_config(SCALES["tiny"], s.overrides).train
+        for s in runs_for("optimization", SCALES["tiny"])
+    }
     assert tiny["batch_x0.5"].steps == tiny["default"].steps
 
 
@@ -154,7 +157,9 @@ def test_sweep_order_judges_the_cheapest_claims_first():
 
     def judged(order: list[str], k: int) -> int:
         done = set(order[:k])
-        return sum(set(c.runs) <= done and all(order[:k].count(r) == names.count(r) for r in c.runs) for c in claims)
+        return sum(
+            set(c.runs) <= done and all(order[:k].count(r) == names.count(r) for r in c.runs) for c in claims
+        )
 
     plain = [run_name_and_seed(s.name)[0] for s in specs]
     for k in (20, 60, 120):
