@@ -19,13 +19,14 @@ class GatedMLP(nn.Module):
 
     def __init__(self, d_model: int, d_ff: int) -> None:
         super().__init__()
-        # Hugging Face Llama names: export maps them one to one.
-        self.gate_proj = nn.Linear(d_model, d_ff, bias=False)
-        self.up_proj = nn.Linear(d_model, d_ff, bias=False)
+        # Gate and up in one matmul (rows [gate; up]); export splits it into Hugging Face Llama's
+        # gate_proj / up_proj (export.py). down_proj keeps Llama's name.
+        self.gate_up_proj = nn.Linear(d_model, 2 * d_ff, bias=False)
         self.down_proj = nn.Linear(d_ff, d_model, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(type(self).act(self.gate_proj(x)) * self.up_proj(x))
+        gate, up = self.gate_up_proj(x).chunk(2, dim=-1)
+        return self.down_proj(type(self).act(gate) * up)
 
     def output_layer(self) -> nn.Linear:
         return self.down_proj

@@ -62,7 +62,7 @@ def test_neox_small_init():
     model = SinkLM(cfg)
     std = math.sqrt(2 / (5 * 64))
     assert model.embed_tokens.weight.std().item() == pytest.approx(std, rel=0.05)
-    assert model.layers[0].mlp.up_proj.weight.std().item() == pytest.approx(std, rel=0.05)
+    assert model.layers[0].mlp.gate_up_proj.weight.std().item() == pytest.approx(std, rel=0.05)
     assert model.layers[0].mlp.down_proj.weight.std().item() == pytest.approx(1 / 8 / 3, rel=0.05)
     assert (model.layers[0].input_layernorm.weight == 1).all()
     assert cfg.init == "neox_small"
@@ -83,10 +83,9 @@ def test_every_mlp_and_norm_matches_its_formula(mlp, norm):
         "relu": torch.relu,
     }
     act = acts[mlp]
-    if hasattr(block, "gate_proj"):
-        expected = (
-            act(x @ block.gate_proj.weight.T) * (x @ block.up_proj.weight.T)
-        ) @ block.down_proj.weight.T
+    if hasattr(block, "gate_up_proj"):
+        w_gate, w_up = block.gate_up_proj.weight.chunk(2)
+        expected = (act(x @ w_gate.T) * (x @ w_up.T)) @ block.down_proj.weight.T
     else:
         expected = act(x @ block.fc.weight.T) @ block.proj.weight.T
     torch.testing.assert_close(block(x), expected)
