@@ -41,11 +41,6 @@ class Position(nn.Module):
 POSITIONS: Registry[type[Position]] = Registry("position")
 
 
-def rotate_half(x: torch.Tensor) -> torch.Tensor:
-    x1, x2 = x.chunk(2, dim=-1)
-    return torch.cat((-x2, x1), dim=-1)
-
-
 @POSITIONS.register("rope")
 class Rope(Position):
     """RoPE, NeoX half rotation over the full head dim, base `rope_base` (default 10000; paper §4.2)."""
@@ -56,13 +51,30 @@ class Rope(Position):
             cfg.rope_base ** (torch.arange(0, self.head_dim, 2, dtype=torch.float32) / self.head_dim)
         )
         self.register_buffer("inv_freq", inv_freq, persistent=False)
+        # cos / sin tables for positions 0..context-1, computed once (fp32, as Hugging Face Llama does);
+        # rotate_half's sign is folded into the sin table: rotate_half(x) sin = roll(x, D/2) sin_signed.
+        cos, sin_signed = self.tables(torch.arange(cfg.context))
+        self.register_buffer("cos_table", cos, persistent=False)
+        self.register_buffer("sin_table", sin_signed, persistent=False)
+
+    def tables(self, pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(cos, sin with its first half negated), each (len(pos), head_dim) in fp32."""
+        freqs = pos.to(torch.float32).view(-1, 1) * self.inv_freq.to(pos.device).view(1, -1)
+        emb = torch.cat((freqs, freqs), dim=-1)
+        sin = emb.sin()
+        half = self.head_dim // 2
+        return emb.cos(), torch.cat((-sin[:, :half], sin[:, half:]), dim=-1)
 
     def rotate(self, x, pos):
-        # cos/sin in fp32, as Hugging Face Llama does.
-        freqs = pos.to(torch.float32).view(-1, 1) * self.inv_freq.to(x.device).view(1, -1)
-        emb = torch.cat((freqs, freqs), dim=-1)
-        cos, sin = emb.cos().to(x.dtype), emb.sin().to(x.dtype)
-        return x * cos + rotate_half(x) * sin
+        # x cos + rotate_half(x) sin, as x cos + roll(x, D/2) sin_signed (bit-identical, fewer operations:
+        # benchmarks/bench_layers.py). The model's positions are 0..T-1: up to the context the tables are
+        # looked up (no device sync to check them), beyond it computed.
+        if pos.shape[0] <= self.cos_table.shape[0]:
+            cos, sin = self.cos_table[pos], self.sin_table[pos]
+        else:
+            cos, sin = self.tables(pos)
+        cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+        return x * cos + x.roll(self.head_dim // 2, dims=-1) * sin
 
 
 @POSITIONS.register("nope")

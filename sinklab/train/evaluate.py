@@ -31,6 +31,8 @@ def target_mask(model: nn.Module, context: int) -> torch.Tensor:
 
 def masked_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy over the target positions the model's loss mask keeps; logits (B, T, V)."""
+    if mask.all():  # every position counts (every mask but prefix): the fused mean, no per-token buffer
+        return F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
     ce = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), reduction="none").view(
         targets.shape
     )

@@ -97,6 +97,37 @@ def test_every_mlp_and_norm_matches_its_formula(mlp, norm):
     torch.testing.assert_close(layer(x), ref, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_rmsnorm_gradients_equal_autograd_through_the_formula(dtype):
+    """RMSNorm's hand-written backward against autograd through the plain fp32 formula."""
+    torch.manual_seed(0)
+    layer = NORMS.get("rmsnorm")(16)
+    with torch.no_grad():
+        layer.weight.uniform_(0.5, 1.5)
+    x = (torch.randn(3, 5, 16) * 3).to(dtype).requires_grad_()
+    w = layer.weight.detach().clone().requires_grad_()
+    xf = x.float()
+    ref = w * (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + 1e-5)).to(dtype)
+    out = layer(x)
+    assert out.dtype == ref.dtype
+    torch.testing.assert_close(out, ref, rtol=0, atol=0)  # the forward is the formula's own operations
+    g = torch.randn_like(ref)
+    gx, gw = torch.autograd.grad(out, (x, layer.weight), g)
+    rx, rw = torch.autograd.grad(ref, (x, w), g)
+    if dtype == torch.float32:
+        torch.testing.assert_close(gx, rx)
+        torch.testing.assert_close(gw, rw)
+        return
+    # bf16: autograd rounds the formula's intermediate gradient to bf16, the backward keeps fp32; both are
+    # compared with the fp64 gradient, and the backward must be at least as close as the formula.
+    xd = x.detach().double().requires_grad_()
+    wd = w.detach().double().requires_grad_()
+    exact = wd * (xd * torch.rsqrt(xd.pow(2).mean(-1, keepdim=True) + 1e-5))
+    tx, tw = torch.autograd.grad(exact, (xd, wd), g.double())
+    assert (gx.double() - tx).abs().max() <= (rx.double() - tx).abs().max()
+    assert (gw.double() - tw).abs().max() <= (rw.double() - tw).abs().max() + 1e-6
+
+
 def test_post_ln_has_no_final_norm_and_follows_the_papers_order():
     torch.manual_seed(0)
     model = SinkLM(tiny_config(norm_position="post", n_layer=1)).double()
