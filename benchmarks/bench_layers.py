@@ -151,7 +151,8 @@ def time_forms(forms, make_inputs, reps, iters):
         r = [a / b for a, b in zip(t, times[first], strict=True)]
         print(
             f"| {form.__name__}: {form.__doc__.splitlines()[0]} | {statistics.median(t) * 1e3:.3f} "
-            f"({min(t) * 1e3:.3f}-{max(t) * 1e3:.3f}) | {statistics.median(r):.2f} ({min(r):.2f}-{max(r):.2f}) |"
+            f"({min(t) * 1e3:.3f}-{max(t) * 1e3:.3f}) | "
+            f"{statistics.median(r):.2f} ({min(r):.2f}-{max(r):.2f}) |"
         )
 
 
