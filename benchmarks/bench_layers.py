@@ -57,6 +57,29 @@ def rms_custom(x, w, eps=1e-5):
     return _RMSFunction.apply(x, w, eps)
 
 
+class _RMSFunctionFewerPasses(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, w, eps):
+        rstd = torch.rsqrt(torch.linalg.vector_norm(x, dim=-1, keepdim=True).square() / x.shape[-1] + eps)
+        xhat = x * rstd
+        ctx.save_for_backward(xhat, rstd, w)
+        return xhat * w
+
+    @staticmethod
+    def backward(ctx, g):
+        xhat, rstd, w = ctx.saved_tensors
+        gw = g * w
+        coef = torch.linalg.vecdot(gw, xhat).unsqueeze(-1) * (-rstd / xhat.shape[-1])
+        dx = torch.addcmul(gw * rstd, xhat, coef)
+        dw = (g * xhat).flatten(0, -2).sum(0)
+        return dx, dw, None
+
+
+def rms_fewer(x, w, eps=1e-5):
+    """The autograd function with fewer passes: vector_norm, vecdot and addcmul."""
+    return _RMSFunctionFewerPasses.apply(x, w, eps)
+
+
 # ---- RoPE ----------------------------------------------------------------------------------------------
 INV_FREQ = 1.0 / (10000.0 ** (torch.arange(0, HEAD_DIM, 2, dtype=torch.float32) / HEAD_DIM))
 POS = torch.arange(T)
@@ -119,6 +142,24 @@ def rope_custom(x):
     return _RopeFunction.apply(x, COS, SIN_SIGNED)
 
 
+class _RopeAddcmul(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, cos, sin_signed):
+        ctx.save_for_backward(cos, sin_signed)
+        return torch.addcmul(x * cos, x.roll(HEAD_DIM // 2, dims=-1), sin_signed)
+
+    @staticmethod
+    def backward(ctx, g):
+        cos, sin_signed = ctx.saved_tensors
+        # roll(sin_signed, D/2) = -sin_signed (its halves are -s, s): the transpose is one addcmul too.
+        return torch.addcmul(g * cos, g.roll(HEAD_DIM // 2, dims=-1), sin_signed, value=-1), None, None
+
+
+def rope_addcmul(x):
+    """Precomputed tables, roll form, addcmul forward and backward (3 passes each)."""
+    return _RopeAddcmul.apply(x, COS, SIN_SIGNED)
+
+
 def rope_complex(x):
     """Complex multiplication on (x1, x2) pairs viewed as complex numbers (needs a permuted layout copy)."""
     half = HEAD_DIM // 2
@@ -170,7 +211,7 @@ def main() -> None:
         return torch.randn(B, T, D, requires_grad=True), torch.ones(D, requires_grad=True)
 
     print(f"RMSNorm, x ({B}, {T}, {D}) fp32")
-    time_forms([rms_formula, rms_torch, rms_custom], norm_inputs, args.reps, args.iters)
+    time_forms([rms_formula, rms_torch, rms_custom, rms_fewer], norm_inputs, args.reps, args.iters)
 
     def rope_inputs():
         base = torch.randn(B, T, HEADS, HEAD_DIM).transpose(1, 2)  # a (B, H, T, D) view, as in attention
@@ -178,7 +219,7 @@ def main() -> None:
 
     print(f"\nRoPE, x ({B}, {HEADS}, {T}, {HEAD_DIM}) fp32 (q and k of 4 heads each)")
     time_forms(
-        [rope_per_call, rope_tables, rope_roll, rope_custom, rope_halves, rope_complex],
+        [rope_per_call, rope_tables, rope_roll, rope_custom, rope_addcmul, rope_halves, rope_complex],
         rope_inputs,
         args.reps,
         args.iters,

