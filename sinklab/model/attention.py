@@ -135,10 +135,7 @@ class Attention(nn.Module):
         b, t, _ = x.shape
         h, hkv = self.n_head, self.n_kv_head
         qkv = self.qkv_proj(x).view(b, t, h + 2 * hkv, self.head_dim).transpose(1, 2)  # (B, H+2Hkv, T, D)
-        # q and k rotate in one call: the position tables are applied once for both. split (not slicing):
-        # its backward is one concatenation, where each slice's would fill a zero tensor and copy into it.
-        qk, v = qkv.split((h + hkv, hkv), dim=1)
-        q, k = ctx.position.rotate(qk, ctx.pos).split((h, hkv), dim=1)
+        q, k, v = ctx.position.rotate_qkv(qkv, ctx.pos, h, hkv)  # q and k rotated in one call
         keep = None
         if ctx.edit is not None:
             v = self._edit_values(v, ctx)

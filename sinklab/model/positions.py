@@ -37,6 +37,14 @@ class Position(nn.Module):
     def bias(self, q_pos: torch.Tensor, k_pos: torch.Tensor) -> torch.Tensor | None:
         return None
 
+    def rotate_qkv(
+        self, qkv: torch.Tensor, pos: torch.Tensor, n_q: int, n_kv: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q and k rotated, and v, from the fused projection's heads qkv (B, n_q + 2 n_kv, T, D)."""
+        qk, v = qkv.split((n_q + n_kv, n_kv), dim=1)
+        q, k = self.rotate(qk, pos).split((n_q, n_kv), dim=1)
+        return q, k, v
+
 
 POSITIONS: Registry[type[Position]] = Registry("position")
 
@@ -65,14 +73,22 @@ class Rope(Position):
         half = self.head_dim // 2
         return emb.cos(), torch.cat((-sin[:, :half], sin[:, half:]), dim=-1)
 
-    def rotate(self, x, pos):
+    def _lookup(self, pos: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         # The model's positions are 0..T-1: up to the context the tables are looked up (no device sync to
         # check them), beyond it computed.
         if pos.shape[0] <= self.cos_table.shape[0]:
             cos, sin = self.cos_table[pos], self.sin_table[pos]
         else:
             cos, sin = self.tables(pos)
-        return _RopeFunction.apply(x, cos.to(x.dtype), sin.to(x.dtype))
+        return cos.to(dtype), sin.to(dtype)
+
+    def rotate(self, x, pos):
+        return _RopeFunction.apply(x, *self._lookup(pos, x.dtype))
+
+    def rotate_qkv(self, qkv, pos, n_q, n_kv):
+        # One function for the split and the rotation: its backward writes dq, dk (rotated back) and dv
+        # straight into one gradient buffer for qkv, where autograd would concatenate them twice.
+        return _RopeQKVFunction.apply(qkv, *self._lookup(pos, qkv.dtype), n_q, n_kv)
 
 
 class _RopeFunction(torch.autograd.Function):
@@ -91,6 +107,40 @@ class _RopeFunction(torch.autograd.Function):
         cos, sin_signed = ctx.saved_tensors
         rolled = grad.roll(grad.shape[-1] // 2, dims=-1)
         return torch.addcmul(grad * cos, rolled, sin_signed, value=-1), None, None
+
+
+class _RopeQKVFunction(torch.autograd.Function):
+    """(q, k, v) from qkv (B, n_q + 2 n_kv, T, D), q and k rotated as _RopeFunction does, v a view of qkv."""
+
+    @staticmethod
+    def forward(ctx, qkv, cos, sin_signed, n_q: int, n_kv: int):
+        ctx.save_for_backward(cos, sin_signed)
+        ctx.sizes = (n_q, n_kv)
+        qk, v = qkv.split((n_q + n_kv, n_kv), dim=1)
+        rotated = torch.addcmul(qk * cos, qk.roll(qk.shape[-1] // 2, dims=-1), sin_signed)
+        q, k = rotated.split((n_q, n_kv), dim=1)
+        return q, k, v
+
+    @staticmethod
+    def backward(ctx, grad_q, grad_k, grad_v):
+        cos, sin_signed = ctx.saved_tensors
+        n_q, n_kv = ctx.sizes
+        ref = next(g for g in (grad_q, grad_k, grad_v) if g is not None)
+        b, _, t, d = ref.shape
+        # (B, T, H', D) memory transposed to (B, H', T, D): the layout of the projection's output view,
+        # so that its view/transpose backward needs no copy.
+        grad = torch.empty(b, t, n_q + 2 * n_kv, d, dtype=ref.dtype, device=ref.device).transpose(1, 2)
+        parts = grad.split((n_q, n_kv, n_kv), dim=1)
+        for g, out in zip((grad_q, grad_k), parts[:2], strict=True):
+            if g is None:
+                out.zero_()
+            else:
+                torch.addcmul(g * cos, g.roll(d // 2, dims=-1), sin_signed, value=-1, out=out)
+        if grad_v is None:
+            parts[2].zero_()
+        else:
+            parts[2].copy_(grad_v)
+        return grad, None, None, None, None
 
 
 @POSITIONS.register("nope")

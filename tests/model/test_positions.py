@@ -89,3 +89,26 @@ def test_rope_rotates_each_half_pair_by_position_times_frequency(length):
     (grad,) = torch.autograd.grad(out, x, g)
     (expected_grad,) = torch.autograd.grad(expected, x, g)
     torch.testing.assert_close(grad, expected_grad, rtol=1e-6, atol=1e-6)
+
+
+def test_rope_rotate_qkv_equals_split_then_rotate_forward_and_backward():
+    """Rope's one-function split and rotation of the fused projection's heads (GQA: 4 query, 2 kv heads)
+    against the generic split and `rotate`, forward and backward, v untouched."""
+    from sinklab.model.positions import Position
+
+    cfg = tiny_config(n_kv_head=2)
+    rope = POSITIONS.get("rope")(cfg)
+    b, t, d = 2, 9, cfg.head_dim
+    base = torch.randn(b, t, 4 + 2 * 2, d, dtype=torch.float64, requires_grad=True)
+    qkv = base.transpose(1, 2)  # (B, H', T, D), the projection output's view in attention
+    pos = torch.arange(t)
+    fused = rope.rotate_qkv(qkv, pos, 4, 2)
+    generic = Position.rotate_qkv(rope, qkv, pos, 4, 2)
+    grads = [torch.randn_like(x) for x in fused]
+    for a, c in zip(fused, generic, strict=True):
+        torch.testing.assert_close(a, c)
+    (got,) = torch.autograd.grad(fused, base, grads, retain_graph=True)
+    (expected,) = torch.autograd.grad(generic, base, grads)
+    torch.testing.assert_close(got, expected)
+    (only_v,) = torch.autograd.grad(fused[2], base, grads[2])  # q and k unused: their gradient is zero
+    assert only_v[:, :, :6].abs().max() == 0 and torch.equal(only_v[:, :, 6:], grads[2].transpose(1, 2))
