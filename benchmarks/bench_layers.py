@@ -75,6 +75,29 @@ class _RMSFunctionFewerPasses(torch.autograd.Function):
         return dx, dw, None
 
 
+class _RMSFunctionGemv(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, w, eps):
+        rstd = torch.rsqrt(torch.linalg.vector_norm(x, dim=-1, keepdim=True).square() / x.shape[-1] + eps)
+        xhat = x * rstd
+        ctx.save_for_backward(xhat, rstd, w)
+        return xhat * w
+
+    @staticmethod
+    def backward(ctx, g):
+        xhat, rstd, w = ctx.saved_tensors
+        gx = g * xhat
+        dw = gx.flatten(0, -2).sum(0)
+        coef = (gx @ w).unsqueeze(-1).mul_(-1.0 / xhat.shape[-1])  # -mean(g w x̂) by a matrix-vector product
+        dx = torch.addcmul(xhat * coef, g, w).mul_(rstd)
+        return dx, dw, None
+
+
+def rms_gemv(x, w, eps=1e-5):
+    """The autograd function, mean(g w x̂) as (g x̂) @ w, which also gives the weight's gradient."""
+    return _RMSFunctionGemv.apply(x, w, eps)
+
+
 def rms_fewer(x, w, eps=1e-5):
     """The autograd function with fewer passes: vector_norm, vecdot and addcmul."""
     return _RMSFunctionFewerPasses.apply(x, w, eps)
@@ -211,7 +234,7 @@ def main() -> None:
         return torch.randn(B, T, D, requires_grad=True), torch.ones(D, requires_grad=True)
 
     print(f"RMSNorm, x ({B}, {T}, {D}) fp32")
-    time_forms([rms_formula, rms_torch, rms_custom, rms_fewer], norm_inputs, args.reps, args.iters)
+    time_forms([rms_formula, rms_torch, rms_custom, rms_fewer, rms_gemv], norm_inputs, args.reps, args.iters)
 
     def rope_inputs():
         base = torch.randn(B, T, HEADS, HEAD_DIM).transpose(1, 2)  # a (B, H, T, D) view, as in attention
