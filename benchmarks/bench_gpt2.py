@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import json
 import math
 import statistics
@@ -148,11 +149,15 @@ def gpt2_side(shape: dict, lr: float, device: torch.device):
 
 
 # ---- sinklab -------------------------------------------------------------------------------------------
-def sinklab_side(shape: dict, d_ff: int, lr: float, device: torch.device):
-    from sinklab.model import ModelConfig, SinkLM
-    from sinklab.train.config import TrainConfig
-    from sinklab.train.evaluate import autocast_for, masked_loss, target_mask
-    from sinklab.train.optim import build_optimizer, set_lr
+def sinklab_side(shape: dict, d_ff: int, lr: float, device: torch.device, package: str = "sinklab"):
+    """`package`: "sinklab", or the import name of an older sinklab copy (see --before)."""
+    model_mod = importlib.import_module(f"{package}.model")
+    ModelConfig, SinkLM = model_mod.ModelConfig, model_mod.SinkLM
+    TrainConfig = importlib.import_module(f"{package}.train.config").TrainConfig
+    evaluate = importlib.import_module(f"{package}.train.evaluate")
+    autocast_for, masked_loss, target_mask = evaluate.autocast_for, evaluate.masked_loss, evaluate.target_mask
+    optim = importlib.import_module(f"{package}.train.optim")
+    build_optimizer, set_lr = optim.build_optimizer, optim.set_lr
 
     cfg = ModelConfig(
         vocab_size=shape["vocab"],
@@ -257,6 +262,9 @@ def bench_shape(name: str, args, device: torch.device) -> dict:
     sides = {"gpt2": gpt2_side(shape, 1e-3, device)}
     for label, d_ff in widths(shape["d_model"]).items():
         sides[label] = sinklab_side(shape, d_ff, 1e-3, device)
+    if args.before:
+        equal = next(d for label, d in widths(shape["d_model"]).items() if label.startswith("equal"))
+        sides[f"{args.before} (d_ff {equal})"] = sinklab_side(shape, equal, 1e-3, device, args.before)
     b, t, v = shape["batch"], shape["context"], shape["vocab"]
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(0, v, (args.steps + args.warmup, b, t + 1), generator=g).to(device)
@@ -367,6 +375,12 @@ def main() -> None:
         default="none",
         choices=["none", "both", "sinklab"],
         help="torch.compile both sides, or sinklab's only (train.compile against the eager GPT-2 loop)",
+    )
+    parser.add_argument(
+        "--before",
+        help="also time an older sinklab at equal FLOPs, imported under this name: e.g. `git archive REV "
+        "sinklab | tar -x -C /tmp/old`, rename /tmp/old/sinklab to sinklab_old and its `sinklab` imports "
+        "to `sinklab_old`, then PYTHONPATH=/tmp/old ... --before sinklab_old",
     )
     parser.add_argument("--peak-tflops", type=float, help="the card's dense bf16 peak (unknown cards)")
     parser.add_argument("--json", help="also write the results to this file")

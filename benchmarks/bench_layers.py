@@ -139,6 +139,35 @@ def rope_roll(x):
     return x * COS + x.roll(HEAD_DIM // 2, dims=-1) * SIN_SIGNED
 
 
+class _RopeHalvesOut(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, cos, sin):
+        ctx.save_for_backward(cos, sin)
+        return _rotate_halves(x, cos, sin, 1.0)
+
+    @staticmethod
+    def backward(ctx, g):
+        cos, sin = ctx.saved_tensors
+        return _rotate_halves(g, cos, sin, -1.0), None, None
+
+
+def _rotate_halves(x, cos, sin, sign):
+    half = x.shape[-1] // 2
+    out = torch.empty_like(x)
+    x1, x2, o1, o2 = x[..., :half], x[..., half:], out[..., :half], out[..., half:]
+    torch.mul(x1, cos, out=o1).addcmul_(x2, sin, value=-sign)
+    torch.mul(x2, cos, out=o2).addcmul_(x1, sin, value=sign)
+    return out
+
+
+HALF_COS, HALF_SIN = COS[:, : HEAD_DIM // 2].contiguous(), SIN[:, : HEAD_DIM // 2].contiguous()
+
+
+def rope_halves_out(x):
+    """Half tables, each output half written in place by mul and addcmul_ (no roll), both ways."""
+    return _RopeHalvesOut.apply(x, HALF_COS, HALF_SIN)
+
+
 def rope_halves(x):
     """Precomputed half tables, the two halves rotated as a pair (no concatenation of signs)."""
     half = HEAD_DIM // 2
@@ -242,7 +271,16 @@ def main() -> None:
 
     print(f"\nRoPE, x ({B}, {HEADS}, {T}, {HEAD_DIM}) fp32 (q and k of 4 heads each)")
     time_forms(
-        [rope_per_call, rope_tables, rope_roll, rope_custom, rope_addcmul, rope_halves, rope_complex],
+        [
+            rope_per_call,
+            rope_tables,
+            rope_roll,
+            rope_custom,
+            rope_addcmul,
+            rope_halves_out,
+            rope_halves,
+            rope_complex,
+        ],
         rope_inputs,
         args.reps,
         args.iters,

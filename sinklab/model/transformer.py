@@ -175,7 +175,8 @@ class SinkLM(nn.Module):
                 record.add_hidden(i + 1, h[:, n_sink:])
         if self.norm is not None:
             h = self.norm(h)
-        h = h[:, n_sink:]
+        if n_sink:
+            h = h[:, n_sink:]  # (sliced only then: a slice's backward fills and copies a full gradient)
         logits = self.lm_head(h[:, -logits_to_keep:] if logits_to_keep > 0 else h)
         return (logits, weights) if return_weights else logits
 
