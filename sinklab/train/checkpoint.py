@@ -244,13 +244,10 @@ def upgrade_optimizer_state(state: dict[str, Any]) -> dict[str, Any]:
         }
 
     groups = legacy_groups(list(per_param))
-    renamed = {n: fused for fused, separate in groups for n in separate[1:]}
-    first = {separate[0]: fused for fused, separate in groups}
+    merged_away = {n for _, separate in groups for n in separate[1:]}
+    first = {separate[0]: fused for fused, separate in groups}  # the fused parameter takes its place
     param_groups = [
-        {
-            **group,
-            "params": [first.get(n, n) for n in group["params"] if n not in renamed],
-        }
+        {**group, "params": [first.get(n, n) for n in group["params"] if n not in merged_away]}
         for group in state.get("param_groups", [])
     ]
     return {**state, "state": upgrade_state_dict(per_param, merge), "param_groups": param_groups}
