@@ -6,6 +6,7 @@ raise a ValueError that says why. Defaults are the paper's LLaMA-style model (pa
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 
 from sinklab.config import check_fields
@@ -21,6 +22,13 @@ HEAD_COMBINES = ("concat", "addition")
 NORM_POSITIONS = ("pre", "post")
 INITS = ("neox_small", "torch_default")
 VALUE_DIRECTIONS = ("e1", "ones")
+
+
+def llama_ffn_dim(d_model: int, multiple_of: int = 64) -> int:
+    """LLaMA's SwiGLU width: 8/3 d (the FLOPs of a two-matrix MLP of 4 d) rounded up to a multiple of
+    `multiple_of` (fast GEMM shapes). For new presets; the published tiny / nobos / demo results were
+    trained with d_ff = 4 d (512), and those presets keep it."""
+    return multiple_of * math.ceil(8 * d_model / 3 / multiple_of)
 
 
 def _choice(name: str, value: str, accepted: tuple[str, ...]) -> None:
@@ -119,7 +127,7 @@ class ModelConfig:
     n_head: int = 4  # attention heads (query heads)
     n_kv_head: int | None = None  # None: n_head (MHA, as the paper); fewer: grouped-query attention
     d_model: int = 128  # residual width; head_dim = d_model / n_head
-    d_ff: int | None = None  # None: 4 * d_model
+    d_ff: int | None = None  # None: 4 * d_model (the published presets); llama_ffn_dim(d) for LLaMA's 8/3 d
     attention: AttentionConfig = field(default_factory=AttentionConfig)
     position: str = "rope"  # POSITIONS entry
     rope_base: float = 10000.0  # RoPE theta (position "rope")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from sinklab.model.transformer import SinkLM
+from sinklab.model.transformer import FUSED_PARAMETERS, SinkLM
 
 
 def to_llama_config(model: SinkLM):  # -> transformers.LlamaConfig
@@ -39,13 +39,22 @@ def to_llama_config(model: SinkLM):  # -> transformers.LlamaConfig
 
 
 def llama_state_dict(model: SinkLM) -> dict[str, torch.Tensor]:
-    """SinkLM parameter names -> LlamaForCausalLM names (the module names were chosen to match)."""
+    """SinkLM parameter names -> LlamaForCausalLM names (the module names were chosen to match); the fused
+    q/k/v and gate/up matrices are written as Llama's separate q_proj, k_proj, v_proj, gate_proj, up_proj."""
+    sizes = {
+        "self_attn.qkv_proj.weight": model.layers[0].self_attn.qkv_sizes,
+        "mlp.gate_up_proj.weight": (model.config.ffn_dim, model.config.ffn_dim),
+    }
     out = {}
     for name, tensor in model.state_dict().items():
-        if name.startswith("lm_head."):
-            out[name] = tensor
-        else:
-            out[f"model.{name}"] = tensor
+        key = name if name.startswith("lm_head.") else f"model.{name}"
+        fused = next((f for f in FUSED_PARAMETERS if name.endswith("." + f)), None)
+        if fused is None:
+            out[key] = tensor
+            continue
+        prefix = key[: len(key) - len(fused)]
+        for part, piece in zip(FUSED_PARAMETERS[fused], tensor.split(sizes[fused]), strict=True):
+            out[prefix + part] = piece.contiguous()
     return out
 
 

@@ -13,7 +13,7 @@ from sinklab import __version__
 from sinklab.config import from_dict, to_dict
 from sinklab.io import atomic_write, atomic_write_json
 from sinklab.model.config import ModelConfig
-from sinklab.model.transformer import SinkLM
+from sinklab.model.transformer import SinkLM, upgrade_state_dict
 
 FORMAT = "sinklab"
 FORMAT_VERSION = 1
@@ -78,7 +78,8 @@ def load_config(directory: str | Path) -> ModelConfig:
 
 
 def load_pretrained(directory: str | Path, map_location: str | torch.device = "cpu") -> SinkLM:
-    """Rebuild the model from its config and load its weights strictly (missing/unexpected keys: errors)."""
+    """Rebuild the model from its config and load its weights strictly (missing/unexpected keys: errors).
+    Weights saved with separate q/k/v and gate/up matrices (before they were fused) are fused on load."""
     directory = Path(directory)
     cfg = load_config(directory)
     weights = directory / WEIGHTS_NAME
@@ -88,6 +89,7 @@ def load_pretrained(directory: str | Path, map_location: str | torch.device = "c
         state = load_file(str(weights), device=str(map_location))
     except (SafetensorError, OSError, ValueError) as err:
         raise ValueError(f"{weights} is corrupt or not a safetensors file: {err}") from None
+    state = upgrade_state_dict(state)  # separate q/k/v and gate/up matrices of older files: fused
     with torch.device("meta"):
         model = SinkLM(cfg)
     model = model.to_empty(device=map_location)

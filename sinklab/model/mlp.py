@@ -19,13 +19,14 @@ class GatedMLP(nn.Module):
 
     def __init__(self, d_model: int, d_ff: int) -> None:
         super().__init__()
-        # Hugging Face Llama names: export maps them one to one.
-        self.gate_proj = nn.Linear(d_model, d_ff, bias=False)
-        self.up_proj = nn.Linear(d_model, d_ff, bias=False)
+        # Gate and up in one matmul (rows [gate; up]); export splits it into Hugging Face Llama's
+        # gate_proj / up_proj (export.py). down_proj keeps Llama's name.
+        self.gate_up_proj = nn.Linear(d_model, 2 * d_ff, bias=False)
         self.down_proj = nn.Linear(d_ff, d_model, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(type(self).act(self.gate_proj(x)) * self.up_proj(x))
+        gate, up = self.gate_up_proj(x).chunk(2, dim=-1)
+        return self.down_proj(type(self).act(gate) * up)
 
     def output_layer(self) -> nn.Linear:
         return self.down_proj
@@ -51,11 +52,37 @@ def _exact_gelu(x: torch.Tensor) -> torch.Tensor:
     return F.gelu(x)
 
 
+class _SwiGLUFunction(torch.autograd.Function):
+    """silu(gate) * up from the fused projection's output h = [gate | up]. The backward writes both halves'
+    gradients straight into one buffer for h (three passes), where autograd would compute them apart and
+    then concatenate them for the chunk (four)."""
+
+    @staticmethod
+    def forward(ctx, h: torch.Tensor) -> torch.Tensor:
+        gate, up = h.chunk(2, dim=-1)
+        act = F.silu(gate)
+        ctx.save_for_backward(h, act)
+        return act * up
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        h, act = ctx.saved_tensors
+        gate, up = h.chunk(2, dim=-1)
+        grad_h = torch.empty_like(h)
+        grad_gate, grad_up = grad_h.chunk(2, dim=-1)
+        torch.mul(grad, act, out=grad_up)
+        torch.ops.aten.silu_backward.grad_input(grad * up, gate, grad_input=grad_gate)
+        return grad_h
+
+
 @MLPS.register("swiglu")
 class SwiGLU(GatedMLP):
     """(Swish(h W1) * h W2) W3, the default (paper §4.2)."""
 
     act = staticmethod(F.silu)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(_SwiGLUFunction.apply(self.gate_up_proj(x)))
 
 
 @MLPS.register("geglu")

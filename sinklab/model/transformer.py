@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, TypeVar
 
 import torch
 from torch import nn
@@ -21,6 +22,42 @@ if TYPE_CHECKING:
     from sinklab.observe import AttentionObserver
 
 SINK_TOKEN_INIT_STD = 0.02
+
+# Fused parameters and the separate ones they replaced (checkpoints written before the fusion hold those).
+FUSED_PARAMETERS = {
+    "self_attn.qkv_proj.weight": (
+        "self_attn.q_proj.weight",
+        "self_attn.k_proj.weight",
+        "self_attn.v_proj.weight",
+    ),
+    "mlp.gate_up_proj.weight": ("mlp.gate_proj.weight", "mlp.up_proj.weight"),
+}
+
+V = TypeVar("V")
+
+
+def legacy_groups(names: list[str] | set[str]) -> list[tuple[str, list[str]]]:
+    """(fused name, [separate names]) for every group of separate projections found among `names`."""
+    present = set(names)
+    found = []
+    for name in sorted(present):
+        for fused, parts in FUSED_PARAMETERS.items():
+            if name == parts[0] or name.endswith("." + parts[0]):
+                prefix = name[: len(name) - len(parts[0])]
+                separate = [prefix + p for p in parts]
+                if all(n in present for n in separate):
+                    found.append((prefix + fused, separate))
+    return found
+
+
+def upgrade_state_dict(state: Mapping[str, V], merge=torch.cat) -> dict[str, V]:
+    """A state dict with separate q/k/v and gate/up matrices (written before they were fused) in the fused
+    layout: each group concatenated along its rows by `merge`; a fused-layout state dict comes back as is.
+    The concatenation is exact, so old checkpoints load without a change in their numbers."""
+    out = dict(state)
+    for fused, separate in legacy_groups(list(state)):
+        out[fused] = merge([out.pop(n) for n in separate])
+    return out
 
 
 class Block(nn.Module):
@@ -135,7 +172,8 @@ class SinkLM(nn.Module):
                 record.add_hidden(i + 1, h[:, n_sink:])
         if self.norm is not None:
             h = self.norm(h)
-        h = h[:, n_sink:]
+        if n_sink:
+            h = h[:, n_sink:]  # (sliced only then: a slice's backward fills and copies a full gradient)
         logits = self.lm_head(h[:, -logits_to_keep:] if logits_to_keep > 0 else h)
         return logits
 

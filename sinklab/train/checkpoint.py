@@ -37,6 +37,7 @@ from sinklab.config import to_dict
 from sinklab.errors import SinklabError
 from sinklab.io import atomic_write_json
 from sinklab.model import ModelConfig, SinkLM, load_pretrained, save_pretrained
+from sinklab.model.transformer import legacy_groups, upgrade_state_dict
 from sinklab.train.distributed import DistEnv
 
 FORMAT = "sinklab-checkpoint"
@@ -225,7 +226,31 @@ def load_checkpoint(path: Path, expected: ModelConfig, run: Any = None) -> Check
         raise SinklabError(
             f"checkpoint {path}: optimizer.pt or rng.pt is corrupt ({type(err).__name__}: {err})"
         ) from None
-    return Checkpoint(path, state, model.state_dict(), optimizer_state, rng)
+    return Checkpoint(path, state, model.state_dict(), upgrade_optimizer_state(optimizer_state), rng)
+
+
+def upgrade_optimizer_state(state: dict[str, Any]) -> dict[str, Any]:
+    """A full optimizer state dict (keyed by parameter names) of a checkpoint written with separate q/k/v
+    and gate/up matrices, in the fused layout: AdamW's moments are element-wise, so concatenating each
+    group's tensors (as the weights are) continues the run exactly; step counts are equal within a group."""
+    per_param = state.get("state")
+    if not isinstance(per_param, dict) or not legacy_groups(list(per_param)):
+        return state
+
+    def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            key: torch.cat([p[key] for p in parts]) if parts[0][key].dim() else parts[0][key]
+            for key in parts[0]
+        }
+
+    groups = legacy_groups(list(per_param))
+    merged_away = {n for _, separate in groups for n in separate[1:]}
+    first = {separate[0]: fused for fused, separate in groups}  # the fused parameter takes its place
+    param_groups = [
+        {**group, "params": [first.get(n, n) for n in group["params"] if n not in merged_away]}
+        for group in state.get("param_groups", [])
+    ]
+    return {**state, "state": upgrade_state_dict(per_param, merge), "param_groups": param_groups}
 
 
 def _check_same_run(path: Path, state: dict[str, Any], run: Any) -> None:

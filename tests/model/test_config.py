@@ -125,3 +125,14 @@ def test_listing_names_every_registry_entry():
     text = listing_text()
     for name in [*KERNELS.names(), "window", "relative_bucket", "sink_token", "reglu", "layernorm", "60m"]:
         assert name in text
+
+
+def test_llama_width_is_eight_thirds_rounded_up_and_the_published_presets_keep_four_d():
+    from sinklab.model.config import llama_ffn_dim
+    from sinklab.train.presets import get_run_preset
+
+    assert llama_ffn_dim(128) == 384 and llama_ffn_dim(768) == 2048
+    assert llama_ffn_dim(4096, multiple_of=256) == 11008  # LLaMA-7B's width
+    # tiny / nobos / demo results were trained with d_ff 512: the presets must not drift to another width.
+    for name in ("tiny", "tiny-bos", "nobos", "demo"):
+        assert get_run_preset(name).model.ffn_dim == 512, name

@@ -37,9 +37,10 @@ def run_naive(attn: Attention, x: torch.Tensor, name: str, acfg, t: int):
     """Loops over batch, head, query, key: (weights (B,H,T,T), slot (B,H,T) or None, out before o_proj)."""
     b = x.shape[0]
     h, d = attn.n_head, attn.head_dim
-    q = (x @ attn.q_proj.weight.T).view(b, t, h, d)
-    k = (x @ attn.k_proj.weight.T).view(b, t, h, d)
-    v = (x @ attn.v_proj.weight.T).view(b, t, h, d)
+    wq, wk, wv = attn.qkv_weights()
+    q = (x @ wq.T).view(b, t, h, d)
+    k = (x @ wk.T).view(b, t, h, d)
+    v = (x @ wv.T).view(b, t, h, d)
     q, k = naive_phi(attn, name, q), naive_phi(attn, name, k)
     weights = torch.zeros(b, h, t, t, dtype=x.dtype)
     slot = torch.zeros(b, h, t, dtype=x.dtype)
@@ -129,8 +130,9 @@ def test_rows_sum_to_one_says_the_truth(name, normalize):
     model = tiny_model(attention={"kernel": name, "normalize": normalize, **EXTRA_OPTIONS.get(name, {})})
     with torch.no_grad():
         for layer in model.layers:  # larger scores, so that max(|sum w|, 1) is not simply 1
-            layer.self_attn.q_proj.weight.mul_(3.0)
-            layer.self_attn.k_proj.weight.mul_(3.0)
+            wq, wk, _ = layer.self_attn.qkv_weights()
+            wq.mul_(3.0)
+            wk.mul_(3.0)
     ids = torch.randint(0, 37, (2, 12))
     maps = attention_maps(model, ids)
     weights, slot = maps[0]

@@ -68,3 +68,47 @@ def test_learned_positions_reject_too_long_sequences():
     model = tiny_model(position="learned", context=8)
     with pytest.raises(ValueError, match="context"):
         model(torch.randint(0, 37, (1, 9)))
+
+
+@pytest.mark.parametrize("length", [10, 40], ids=["within-context", "beyond-context"])
+def test_rope_rotates_each_half_pair_by_position_times_frequency(length):
+    """Tables (up to the context) and computed angles (beyond it) both rotate the pair (x_i, x_{i+D/2}) of
+    position p by p * base^(-2i/D), forward and backward."""
+    cfg = tiny_config(context=16)
+    rope = POSITIONS.get("rope")(cfg)
+    d, half = cfg.head_dim, cfg.head_dim // 2
+    x = torch.randn(2, 3, length, d, dtype=torch.float64, requires_grad=True)
+    pos = torch.arange(length)
+    angle = pos.double().view(-1, 1) * cfg.rope_base ** (-2 * torch.arange(half).double() / d)
+    c, s = angle.cos(), angle.sin()
+    x1, x2 = x[..., :half], x[..., half:]
+    expected = torch.cat((x1 * c - x2 * s, x2 * c + x1 * s), dim=-1)
+    out = rope.rotate(x, pos)
+    torch.testing.assert_close(out, expected, rtol=1e-6, atol=1e-6)  # the angles are fp32, as in Llama
+    g = torch.randn_like(out)
+    (grad,) = torch.autograd.grad(out, x, g)
+    (expected_grad,) = torch.autograd.grad(expected, x, g)
+    torch.testing.assert_close(grad, expected_grad, rtol=1e-6, atol=1e-6)
+
+
+def test_rope_rotate_qkv_equals_split_then_rotate_forward_and_backward():
+    """Rope's one-function split and rotation of the fused projection's heads (GQA: 4 query, 2 kv heads)
+    against the generic split and `rotate`, forward and backward, v untouched."""
+    from sinklab.model.positions import Position
+
+    cfg = tiny_config(n_kv_head=2)
+    rope = POSITIONS.get("rope")(cfg)
+    b, t, d = 2, 9, cfg.head_dim
+    base = torch.randn(b, t, 4 + 2 * 2, d, dtype=torch.float64, requires_grad=True)
+    qkv = base.transpose(1, 2)  # (B, H', T, D), the projection output's view in attention
+    pos = torch.arange(t)
+    fused = rope.rotate_qkv(qkv, pos, 4, 2)
+    generic = Position.rotate_qkv(rope, qkv, pos, 4, 2)
+    grads = [torch.randn_like(x) for x in fused]
+    for a, c in zip(fused, generic, strict=True):
+        torch.testing.assert_close(a, c)
+    (got,) = torch.autograd.grad(fused, base, grads, retain_graph=True)
+    (expected,) = torch.autograd.grad(generic, base, grads)
+    torch.testing.assert_close(got, expected)
+    (only_v,) = torch.autograd.grad(fused[2], base, grads[2])  # q and k unused: their gradient is zero
+    assert only_v[:, :, :6].abs().max() == 0 and torch.equal(only_v[:, :, 6:], grads[2].transpose(1, 2))

@@ -55,7 +55,7 @@ def test_value_zero_slot_contributes_nothing():
     y = attn(x, ctx)
     observer.end_batch()
     w, slot = observer.maps[0]
-    v = (x @ attn.v_proj.weight.T).view(1, 6, 4, 8).transpose(1, 2)
+    v = (x @ attn.qkv_weights()[2].T).view(1, 6, 4, 8).transpose(1, 2)
     expected = (w @ v).transpose(1, 2).reshape(1, 6, 32) @ attn.o_proj.weight.T  # slot value adds 0
     torch.testing.assert_close(y, expected)
     assert (slot > 0).all()

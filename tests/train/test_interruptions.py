@@ -206,6 +206,61 @@ def test_checkpoints_with_the_older_digest_still_resume(base_run, tmp_path):
     assert_same_run(base_run, run)
 
 
+def _split_to_separate_projections(ckpt) -> None:
+    """Rewrite a checkpoint as sinklab wrote it before q/k/v and gate/up were fused: separate matrices in
+    model.safetensors and separate AdamW moments in optimizer.pt."""
+    from safetensors.torch import load_file, save_file
+
+    from sinklab.model.io import load_config
+
+    cfg = load_config(ckpt)
+    hd, kv = cfg.head_dim, cfg.kv_heads
+    sizes = {
+        "self_attn.qkv_proj.weight": (cfg.n_head * hd, kv * hd, kv * hd),
+        "mlp.gate_up_proj.weight": (cfg.ffn_dim, cfg.ffn_dim),
+    }
+    parts = {
+        "self_attn.qkv_proj.weight": [
+            "self_attn.q_proj.weight",
+            "self_attn.k_proj.weight",
+            "self_attn.v_proj.weight",
+        ],
+        "mlp.gate_up_proj.weight": ["mlp.gate_proj.weight", "mlp.up_proj.weight"],
+    }
+
+    def split(name: str, value, pick):
+        for fused, names in parts.items():
+            if name.endswith(fused):
+                prefix = name[: -len(fused)]
+                return {prefix + n: pick(value, i, sizes[fused]) for i, n in enumerate(names)}
+        return {name: value}
+
+    tensor = lambda t, i, s: t.split(s)[i].clone()  # noqa: E731
+    moments = lambda d, i, s: {k: (v.split(s)[i].clone() if v.dim() else v) for k, v in d.items()}  # noqa: E731
+    weights = load_file(str(ckpt / "model.safetensors"))
+    old = {k2: v2 for k, v in weights.items() for k2, v2 in split(k, v, tensor).items()}
+    save_file(old, str(ckpt / "model.safetensors"), metadata={"format": "pt"})
+    optim = torch.load(ckpt / "optimizer.pt", weights_only=True)
+    optim["state"] = {k2: v2 for k, v in optim["state"].items() for k2, v2 in split(k, v, moments).items()}
+    for group in optim["param_groups"]:
+        group["params"] = [k2 for k in group["params"] for k2 in split(k, None, lambda *_: None)]
+    torch.save(optim, ckpt / "optimizer.pt")
+    assert any(k.endswith("q_proj.weight") for k in old) and any(k.endswith("up_proj.weight") for k in old)
+
+
+def test_checkpoints_with_separate_projections_still_resume(base_run, tmp_path):
+    """A checkpoint written before q/k/v and gate/up were fused (separate matrices and AdamW moments) is
+    converted on load and continues the run exactly."""
+    run = copy_run(base_run, tmp_path / "separate")
+    for ckpt in list_checkpoints(run)[2:]:
+        shutil.rmtree(ckpt)
+    shutil.rmtree(run / "model")
+    (run / "metrics.json").unlink()
+    _split_to_separate_projections(list_checkpoints(run)[-1])
+    assert main(["train", "--resume", str(run)]) == 0
+    assert_same_run(base_run, run)
+
+
 def test_the_same_command_on_a_finished_run_does_nothing(base_run, tiny_overrides, tmp_path, capsys):
     run = copy_run(base_run, tmp_path / "done")
     before = (run / "metrics.json").stat().st_mtime_ns

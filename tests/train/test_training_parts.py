@@ -189,3 +189,18 @@ def test_loss_mask_position_by_position(prefix):
     assert masked_loss(logits, targets, mask).item() == pytest.approx(
         _naive_loss(logits, targets, expected).item()
     )
+
+
+@pytest.mark.parametrize("prefix", [None, 3])
+def test_masked_loss_gradient_equals_autograd_through_cross_entropy(prefix):
+    """The loss's hand-written backward against autograd through the naive per-position loss."""
+    expected = [True] * 6 if prefix is None else [False, False, True, True, True, True]
+    torch.manual_seed(0)
+    logits = (torch.randn(2, 6, 64) * 3).requires_grad_()
+    targets = torch.randint(0, 64, (2, 6))
+    loss = masked_loss(logits, targets, torch.tensor(expected))
+    ref = _naive_loss(logits, targets, expected)
+    torch.testing.assert_close(loss, ref)
+    (grad,) = torch.autograd.grad(2.5 * loss, logits)
+    (ref_grad,) = torch.autograd.grad(2.5 * ref, logits)
+    torch.testing.assert_close(grad, ref_grad)
