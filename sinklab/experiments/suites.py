@@ -137,7 +137,7 @@ SCALES: dict[str, Scale] = {
         lr=3e-3,
         batch_size=8,
         windows=(8, 32),
-        note="reference CPU scale: 4 layers x 8 heads x 128, BOS at position 0, 6000 steps",
+        note="reference CPU scale: 4 layers x 8 heads x 128, BOS at position 0, cosine lr, 6000 steps",
         seeds=5,
         compared_seeds=10,
         token_matched_batch=True,
@@ -250,15 +250,24 @@ def _specs(*variants: tuple[str, tuple[str, ...], str]) -> list[RunSpec]:
 def optimization(scale: Scale) -> list[RunSpec]:
     """Learning rate and batch size (paper Sec. 4, Table 9, Table 10 left)."""
     return _specs(
-        ("lr_x2", (f"train.lr={scale.lr * 2:g}",), "learning rate x2"),
-        ("lr_x0.25", (f"train.lr={scale.lr / 4:g}",), "learning rate x1/4"),
+        ("lr_x2", lr_overrides(scale, 2), "learning rate x2"),
+        ("lr_x0.25", lr_overrides(scale, 0.25), "learning rate x1/4"),
         *(_batch_run(scale, factor) for factor in (0.5, 2)),
         (
             "lr_x0.5_steps_x2",
-            (f"train.lr={scale.lr / 2:g}", f"train.steps={scale_config(scale).train.steps * 2}"),
+            (*lr_overrides(scale, 0.5), f"train.steps={scale_config(scale).train.steps * 2}"),
             "learning rate x1/2 for twice the steps (lr x steps fixed, Table 9)",
         ),
     )
+
+
+def lr_overrides(scale: Scale, factor: float) -> tuple[str, ...]:
+    """The learning rate times `factor` (under a cosine schedule its floor too: the same shape, scaled)."""
+    overrides = (f"train.lr={scale.lr * factor:g}",)
+    train = scale_config(scale).train
+    if train.schedule == "cosine" and train.min_lr > 0:
+        overrides = (*overrides, f"train.min_lr={train.min_lr * factor:g}")
+    return overrides
 
 
 def _batch_run(scale: Scale, factor: float) -> tuple[str, tuple[str, ...], str]:
@@ -401,11 +410,11 @@ def architecture(scale: Scale) -> list[RunSpec]:
         ("sink_token", ("model.kv_bias=sink_token",), "a learnable sink token prepended"),
         *kernels,
         *[
-            (f"sigmoid_nonorm_{tag}", (*sigmoid, setting), f"sigmoid attention without normalisation, {tag}")
+            (f"sigmoid_nonorm_{tag}", (*sigmoid, *setting), f"sigmoid attention without normalisation, {tag}")
             for tag, setting in (
-                ("lr_x2", f"train.lr={scale.lr * 2:g}"),
-                ("lr_x0.25", f"train.lr={scale.lr / 4:g}"),
-                ("wd_0", "train.weight_decay=0"),
+                ("lr_x2", lr_overrides(scale, 2)),
+                ("lr_x0.25", lr_overrides(scale, 0.25)),
+                ("wd_0", ("train.weight_decay=0",)),
             )
         ],
     )

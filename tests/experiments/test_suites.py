@@ -165,3 +165,13 @@ def test_sweep_order_judges_the_cheapest_claims_first():
     for k in (20, 60, 120):
         assert judged(names, k) >= judged(plain, k)
     assert judged(names, 60) > judged(plain, 60)
+
+
+def test_lr_runs_scale_the_cosine_floor_with_the_peak():
+    for name in ("ref", "tiny"):
+        scale = SCALES[name]
+        base = scale_config(scale).train
+        for spec in runs_for("optimization", scale):
+            if spec.name.startswith("lr_"):
+                train = scale_config(scale, spec.overrides).train
+                assert train.min_lr * base.lr == pytest.approx(base.min_lr * train.lr), (name, spec.name)
