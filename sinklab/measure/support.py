@@ -1,0 +1,333 @@
+"""Which causal-LM model types of the installed transformers `sinklab measure` supports, tested, not listed by
+hand: every type of `MODEL_FOR_CAUSAL_LM_MAPPING_NAMES` is built small from its own config class
+(`shrink_config`), saved, loaded the way `sinklab measure --model DIR` loads it, measured, and its α table
+compared with the α of eager attention maps of the same ids (`check_model_type`).
+
+    python -m sinklab.measure.support [--types a,b,...] [--write docs/support_matrix.md]
+
+writes the matrix docs/measure.md links to (tests/measure/test_support_matrix.py runs the same check).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+TOLERANCE = 1e-4  # max |Δα| against eager attention maps
+T = 24  # tokens: longer than the shrunk windows (8) and chunks
+VOCAB = 320
+
+# Config keys set small where a config class has them (the values keep every feature on: windows and chunks
+# shorter than T, several experts, low ranks).
+SMALL: dict[str, Any] = {
+    "hidden_size": 64,
+    "n_embd": 64,
+    "d_model": 64,
+    "dim": 64,
+    "embed_dim": 64,
+    "intermediate_size": 128,
+    "ffn_dim": 128,
+    "n_inner": 128,
+    "ffn_hidden_size": 128,
+    "moe_intermediate_size": 32,
+    "shared_expert_intermediate_size": 32,
+    "expert_intermediate_size": 32,
+    "num_attention_heads": 4,
+    "n_head": 4,
+    "n_heads": 4,
+    "num_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 16,
+    "kv_channels": 16,
+    "num_local_experts": 4,
+    "num_experts": 4,
+    "n_routed_experts": 4,
+    "moe_num_experts": 4,
+    "num_experts_per_tok": 2,
+    "moe_k": 2,
+    "n_shared_experts": 1,
+    "topk_group": 1,
+    "n_group": 1,
+    "sliding_window": 8,
+    "attention_chunk_size": 8,
+    "window_size": 8,
+    "kv_lora_rank": 16,
+    "q_lora_rank": 16,
+    "qk_rope_head_dim": 8,
+    "qk_nope_head_dim": 8,
+    "qk_head_dim": 16,
+    "v_head_dim": 16,
+    "index_head_dim": 16,
+    "index_n_heads": 2,
+    "index_topk": 8,
+    "vocab_size": VOCAB,
+    "bos_token_id": 1,
+    "eos_token_id": 2,
+    "pad_token_id": 0,
+    "first_k_dense_replace": 1,
+    "mamba_d_state": 8,
+    "mamba_d_conv": 4,
+    "mamba_expand": 2,
+    "mamba_n_heads": 8,
+    "mamba_d_head": 16,
+    "mamba_headdim": 16,
+    "mamba_n_groups": 1,
+    "state_size": 8,
+    "ssm_state_size": 8,
+    "time_step_rank": 8,
+    "linear_num_key_heads": 2,
+    "linear_num_value_heads": 4,
+    "linear_key_head_dim": 16,
+    "linear_value_head_dim": 16,
+    "attn_layer_period": 2,
+    "attn_layer_offset": 1,
+    "expert_layer_period": 2,
+    "expert_layer_offset": 1,
+}
+LAYERS = 4  # enough for a hybrid's pattern to hold attention and other layers
+LAYER_KEYS = ("num_hidden_layers", "n_layer", "num_layers", "n_layers")
+
+
+def _overrides(defaults: dict[str, Any], layers: int) -> dict[str, Any]:
+    out = {k: v for k, v in SMALL.items() if k in defaults and defaults[k] is not None}
+    # keep what a default left unset unset (q_lora_rank None = no query compression), windows likewise
+    out.update({k: layers for k in LAYER_KEYS if k in defaults and isinstance(defaults[k], int)})
+    for key in ("layer_types", "layers_block_type", "hybrid_override_pattern", "block_types"):
+        value = defaults.get(key)
+        if isinstance(value, list) and len(value) > layers:
+            out[key] = _spread(value, layers)
+    if "qk_rope_head_dim" in defaults and "head_dim" in out:  # MLA: head_dim is the rotary part
+        out["head_dim"] = out.get("qk_rope_head_dim", SMALL["qk_rope_head_dim"])
+    if "num_key_value_heads" in out and defaults.get("num_key_value_heads") == defaults.get(
+        "num_attention_heads"
+    ):
+        out["num_key_value_heads"] = out.get("num_attention_heads", 4)
+    return out
+
+
+def _spread(pattern: list[Any], layers: int) -> list[Any]:
+    """`layers` entries of a per-layer pattern, every kind of the pattern kept where there is room."""
+    kinds = list(dict.fromkeys(pattern))
+    picked = kinds[:layers]
+    return [picked[i % len(picked)] for i in range(layers)]
+
+
+def shrink_config(model_type: str, layers: int = LAYERS) -> Any:
+    """A small config of `model_type` from its own config class (sub-configs of composite models too)."""
+    from transformers import CONFIG_MAPPING
+
+    cls = CONFIG_MAPPING[model_type]
+    defaults = cls().to_dict()
+    kwargs = _overrides(defaults, layers)
+    for key, value in defaults.items():  # text_config and the like
+        if isinstance(value, dict) and key.endswith("_config"):
+            sub_type = value.get("model_type")
+            sub = _overrides(value, layers)
+            if sub_type in CONFIG_MAPPING:
+                kwargs[key] = {**value, **sub}
+    return cls(**kwargs)
+
+
+@dataclass
+class Row:
+    model_type: str
+    status: str  # supported / fallback / attention-only / not supported
+    reason: str = ""
+    max_delta: float | None = None
+    attention_layers: list[int] | None = None
+    layers: int | None = None
+    seconds: float = 0.0
+
+
+def _eager_alpha(model: Any, ids: Any) -> tuple[Any, list[int]]:
+    import torch
+
+    from sinklab.measure.metrics import importance_scores
+
+    with torch.no_grad():
+        out = model(ids, output_attentions=True, use_cache=False)
+    maps = [a for a in (getattr(out, "attentions", None) or ()) if a is not None]
+    if not maps:
+        return None, []
+    alpha = importance_scores(torch.stack(maps, dim=1).float()).numpy()
+    return alpha, list(range(len(maps)))
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0][:160]}" if text else type(err).__name__
+
+
+def check_model_type(model_type: str, folder: Path | None = None) -> Row:
+    """Build `model_type` small, measure it as `sinklab measure` does and compare with eager maps."""
+    import numpy as np
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from sinklab.measure import hf
+    from sinklab.measure.checks import MeasureError
+    from sinklab.measure.record import AttentionRecord
+    from sinklab.observe import BACKEND_EAGER, observe
+
+    start = time.perf_counter()
+    row = Row(model_type, "not supported")
+    try:
+        config = shrink_config(model_type)
+    except Exception as err:
+        row.reason = f"config cannot be built small: {_first_line(err)}"
+        return row
+    try:
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_config(config, attn_implementation="eager").eval()
+    except Exception as err:
+        row.reason = f"cannot be built from its config: {_first_line(err)}"
+        return row
+    vocab = model.get_input_embeddings().num_embeddings if model.get_input_embeddings() is not None else VOCAB
+    ids = torch.randint(3, min(vocab, VOCAB), (2, T), generator=torch.Generator().manual_seed(1))
+    try:
+        ref, _ = _eager_alpha(model, ids)
+    except Exception as err:
+        ref = None
+        eager_error = _first_line(err)
+    else:
+        eager_error = "no attention maps returned"
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(folder or tmp) / model_type
+        try:
+            model.save_pretrained(path)
+        except Exception as err:
+            row.reason = f"cannot be saved: {_first_line(err)}"
+            return row
+        del model
+        try:
+            net = hf.load_hf_model(str(path))
+            runner = hf.prepare_hf(net, name=model_type)
+            record = AttentionRecord(analyses=False, query_block=7)
+            result = observe(runner, ids, record, 2).result()
+        except MeasureError as err:
+            row.reason = str(err)
+            row.seconds = time.perf_counter() - start
+            return row
+        except Exception as err:
+            row.reason = f"measure fails: {_first_line(err)}"
+            row.seconds = time.perf_counter() - start
+            return row
+    if ref is None:
+        row.reason = f"eager attention gives no maps to compare with ({eager_error})"
+        row.seconds = time.perf_counter() - start
+        return row
+    row.layers = int(getattr(runner, "layer_count", 0) or 0) or None
+    row.attention_layers = list(getattr(runner, "attention_layers", None) or range(result.alpha.shape[1]))
+    if ref.shape != result.alpha.shape:
+        row.reason = f"α table shape {result.alpha.shape} differs from eager maps' {ref.shape}"
+    else:
+        row.max_delta = float(np.abs(ref - result.alpha).max())
+        if row.max_delta > TOLERANCE:
+            row.reason = f"max |Δα| {row.max_delta:.2e} > {TOLERANCE:g} against eager maps"
+        elif getattr(runner, "hybrid", False):
+            row.status = "attention-only"
+        elif runner.backend == BACKEND_EAGER:
+            row.status = "fallback"
+            row.reason = getattr(runner, "fallback_reason", "") or ""
+        else:
+            row.status = "supported"
+    row.seconds = time.perf_counter() - start
+    return row
+
+
+def _check_in_child(model_type: str, queue: Any) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    queue.put(asdict(check_model_type(model_type)))
+
+
+def check_isolated(model_type: str, timeout: float = 300.0) -> Row:
+    """check_model_type in a child process: a crash or a hang is that type's reason, not the caller's end."""
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_check_in_child, args=(model_type, queue))
+    start = time.perf_counter()
+    proc.start()
+    try:
+        found = queue.get(timeout=timeout)
+    except Exception:
+        found = None
+    proc.join(5)
+    if proc.is_alive():
+        proc.kill()
+        proc.join()
+    if found is None:
+        reason = f"timed out after {timeout:.0f} s" if proc.exitcode in (None, -9) else "crashed"
+        return Row(model_type, "not supported", reason, seconds=time.perf_counter() - start)
+    return Row(**found)
+
+
+def causal_lm_types() -> list[str]:
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    return list(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES)
+
+
+def matrix_markdown(rows: list[Row]) -> str:
+    import transformers
+
+    counts = {s: sum(r.status == s for r in rows) for s in STATUSES}
+    lines = [
+        f"# Model types `sinklab measure` supports (transformers {transformers.__version__})",
+        "",
+        "Generated by `python -m sinklab.measure.support --write docs/support_matrix.md` (the check of "
+        "tests/measure/test_support_matrix.py): every model type of transformers' "
+        "`MODEL_FOR_CAUSAL_LM_MAPPING_NAMES`, built small from its own config class, saved, loaded and "
+        f"measured as `sinklab measure --model DIR` does, its α compared with eager attention maps of the "
+        f"same ids (max |Δα| ≤ {TOLERANCE:g}).",
+        "",
+        "- **supported**: the registered attention function (`sinklab ablate` edits apply);",
+        "- **fallback**: the eager path (output_attentions); measured, edits cannot be applied;",
+        "- **attention-only**: a hybrid: its attention layers are measured (labelled by the model's own "
+        "layer index, `attention_layers` in metrics.json);",
+        "- **not supported**: with the reason.",
+        "",
+        "Counts: " + ", ".join(f"{s} {n}" for s, n in counts.items()) + f" of {len(rows)}.",
+        "",
+        "| model type | status | max abs Δα | attention layers | reason |",
+        "|---|---|---|---|---|",
+    ]
+    for r in sorted(rows, key=lambda r: r.model_type):
+        delta = f"{r.max_delta:.1e}" if r.max_delta is not None else ""
+        layers = ",".join(map(str, r.attention_layers)) if r.attention_layers is not None else ""
+        reason = r.reason.replace("|", "/").replace("\n", " ")
+        lines.append(f"| `{r.model_type}` | {r.status} | {delta} | {layers} | {reason} |")
+    return "\n".join(lines) + "\n"
+
+
+STATUSES = ("supported", "fallback", "attention-only", "not supported")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sinklab.measure.support", description=__doc__)
+    parser.add_argument("--types", default="", help="comma-separated model types (default: all)")
+    parser.add_argument("--write", default="", help="write the markdown matrix here")
+    parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--timeout", type=float, default=300.0)
+    args = parser.parse_args(argv)
+    types = [t for t in args.types.split(",") if t] or causal_lm_types()
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(args.jobs) as pool:
+        rows = []
+        for row in pool.map(lambda t: check_isolated(t, args.timeout), types):
+            print(f"{row.model_type:28s} {row.status:14s} {row.seconds:6.1f}s {row.reason[:150]}", flush=True)
+            rows.append(row)
+    if args.write:
+        Path(args.write).write_text(matrix_markdown(rows), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
