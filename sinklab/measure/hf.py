@@ -275,7 +275,7 @@ class HFRunner(ModelRunner):
             if self.backend == BACKEND_EAGER:
                 out = self.model(ids, use_cache=False, output_attentions=record is not None, **extra)
                 if record is not None:
-                    maps = [a for a in (getattr(out, "attentions", None) or ()) if a is not None]
+                    maps = [a for a in (getattr(out, "attentions", None) or ()) if _is_map(a)]
                     for layer, attn in enumerate(maps):
                         self._feed_eager(record, layer, attn)
                 return out.logits
@@ -316,6 +316,22 @@ class HFRunner(ModelRunner):
         for hook in self._hooks:
             hook.remove()
         self._hooks = []
+
+
+def _set_eager(model: nn.Module) -> None:
+    """Eager attention on every config of the model: set_attn_implementation leaves a model that has no
+    attention interface (Bloom) on what it was loaded with, whose masks (SDPA's, for `sinklab`) its own
+    attention would then add as if they were eager masks (and leak the future)."""
+    model.set_attn_implementation("eager")
+    for module in model.modules():
+        cfg = getattr(module, "config", None)
+        if cfg is not None and getattr(cfg, "_attn_implementation", "eager") != "eager":
+            cfg._attn_implementation = "eager"
+
+
+def _is_map(attn: Any) -> bool:
+    """An attention map (B, H, T, T) of output_attentions (None for a non-attention layer of a hybrid)."""
+    return isinstance(attn, torch.Tensor) and attn.dim() == 4 and attn.shape[-1] == attn.shape[-2]
 
 
 def _supports_sdpa(model: nn.Module) -> bool:
@@ -399,7 +415,7 @@ def prepare_hf(
     # Falcon & co.: eager attention, explicitly (Falcon's SDPA path with output_attentions returns non-causal
     # maps).
     try:
-        model.set_attn_implementation("eager")
+        _set_eager(model)
     except Exception as err:
         raise MeasureError(
             f"{name or model_type} (model type {model_type}) cannot be measured: {reason}, and it has "
@@ -417,7 +433,8 @@ def prepare_hf(
             f"attention fails too ({_first_line(err)})"
         ) from err
     attentions = getattr(out, "attentions", None) or ()
-    maps = [i for i, a in enumerate(attentions) if a is not None]
+    # (B, H, T, T) maps only: a recurrent model's `attentions` (RWKV's) are states, not attention maps
+    maps = [i for i, a in enumerate(attentions) if _is_map(a)]
     if not maps:
         runner.remove_hooks()
         raise MeasureError(

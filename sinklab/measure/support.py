@@ -56,6 +56,7 @@ SMALL: dict[str, Any] = {
     "sliding_window": 8,
     "attention_chunk_size": 8,
     "window_size": 8,
+    "rotary_dim": 8,
     "kv_lora_rank": 16,
     "q_lora_rank": 16,
     "qk_rope_head_dim": 8,
@@ -84,6 +85,7 @@ SMALL: dict[str, Any] = {
     "linear_num_value_heads": 4,
     "linear_key_head_dim": 16,
     "linear_value_head_dim": 16,
+    "is_decoder": True,  # encoder families' ...ForCausalLM heads are causal only as decoders
     "attn_layer_period": 2,
     "attn_layer_offset": 1,
     "expert_layer_period": 2,
@@ -95,8 +97,12 @@ LAYER_KEYS = ("num_hidden_layers", "n_layer", "num_layers", "n_layers")
 
 def _overrides(defaults: dict[str, Any], layers: int) -> dict[str, Any]:
     out = {k: v for k, v in SMALL.items() if k in defaults and defaults[k] is not None}
+    if "is_decoder" in defaults:
+        out["is_decoder"] = True
     # keep what a default left unset unset (q_lora_rank None = no query compression), windows likewise
     out.update({k: layers for k in LAYER_KEYS if k in defaults and isinstance(defaults[k], int)})
+    if "attn_layer_indices" in defaults:  # hybrids that list their attention layers
+        out["attn_layer_indices"] = list(range(1, layers, 2))
     for key in ("layer_types", "layers_block_type", "hybrid_override_pattern", "block_types"):
         value = defaults.get(key)
         if isinstance(value, list) and len(value) > layers:
@@ -268,6 +274,27 @@ def check_isolated(model_type: str, timeout: float = 300.0) -> Row:
     return Row(**found)
 
 
+def check_in_process(model_type: str, timeout: float = 300.0) -> Row:
+    """check_model_type with a time limit (SIGALRM) and any failure turned into the type's reason."""
+    import signal
+
+    def alarm(signum: int, frame: Any) -> None:
+        raise TimeoutError(f"timed out after {timeout:.0f} s")
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.alarm(max(1, int(timeout)))
+    start = time.perf_counter()
+    try:
+        return check_model_type(model_type)
+    except BaseException as err:
+        if isinstance(err, KeyboardInterrupt):
+            raise
+        return Row(model_type, "not supported", _first_line(err), seconds=time.perf_counter() - start)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def causal_lm_types() -> list[str]:
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
@@ -314,16 +341,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--types", default="", help="comma-separated model types (default: all)")
     parser.add_argument("--write", default="", help="write the markdown matrix here")
     parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--isolate", action="store_true", help="each type in its own process")
+    parser.add_argument("--json", default="", help="append each row as a JSON line here")
     parser.add_argument("--timeout", type=float, default=300.0)
     args = parser.parse_args(argv)
     types = [t for t in args.types.split(",") if t] or causal_lm_types()
+    import json
     from concurrent.futures import ThreadPoolExecutor
 
+    rows = []
     with ThreadPoolExecutor(args.jobs) as pool:
-        rows = []
-        for row in pool.map(lambda t: check_isolated(t, args.timeout), types):
+        found = pool.map(lambda t: check_isolated(t, args.timeout), types) if args.isolate else None
+        for row in found or (check_in_process(t, args.timeout) for t in types):
             print(f"{row.model_type:28s} {row.status:14s} {row.seconds:6.1f}s {row.reason[:150]}", flush=True)
             rows.append(row)
+            if args.json:
+                with open(args.json, "a", encoding="utf-8") as f:
+                    f.write(json.dumps(asdict(row)) + "\n")
     if args.write:
         Path(args.write).write_text(matrix_markdown(rows), encoding="utf-8")
     return 0
