@@ -147,6 +147,7 @@ class Row:
     max_delta: float | None = None
     attention_layers: list[int] | None = None
     layers: int | None = None
+    ablate: str = ""  # mask-sink: ok / clear error (eager fallback) / what went wrong
     seconds: float = 0.0
 
 
@@ -169,7 +170,7 @@ def _first_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {text[0][:160]}" if text else type(err).__name__
 
 
-def check_model_type(model_type: str, folder: Path | None = None) -> Row:
+def check_model_type(model_type: str, folder: Path | None = None, ablate: bool = False) -> Row:
     """Build `model_type` small, measure it as `sinklab measure` does and compare with eager maps."""
     import numpy as np
     import torch
@@ -216,34 +217,80 @@ def check_model_type(model_type: str, folder: Path | None = None) -> Row:
             record = AttentionRecord(analyses=False, query_block=7)
             result = observe(runner, ids, record, 2).result()
         except MeasureError as err:
-            row.reason = str(err)
+            row.reason = (
+                str(err).split(": ", 1)[-1] if "has no attention layers" not in str(err) else str(err)
+            )
             row.seconds = time.perf_counter() - start
             return row
         except Exception as err:
             row.reason = f"measure fails: {_first_line(err)}"
             row.seconds = time.perf_counter() - start
             return row
-    if ref is None:
-        row.reason = f"eager attention gives no maps to compare with ({eager_error})"
-        row.seconds = time.perf_counter() - start
-        return row
-    row.layers = int(getattr(runner, "layer_count", 0) or 0) or None
-    row.attention_layers = list(getattr(runner, "attention_layers", None) or range(result.alpha.shape[1]))
-    if ref.shape != result.alpha.shape:
-        row.reason = f"α table shape {result.alpha.shape} differs from eager maps' {ref.shape}"
-    else:
-        row.max_delta = float(np.abs(ref - result.alpha).max())
-        if row.max_delta > TOLERANCE:
-            row.reason = f"max |Δα| {row.max_delta:.2e} > {TOLERANCE:g} against eager maps"
-        elif getattr(runner, "hybrid", False):
-            row.status = "attention-only"
-        elif runner.backend == BACKEND_EAGER:
-            row.status = "fallback"
-            row.reason = getattr(runner, "fallback_reason", "") or ""
+        if ref is None:
+            row.reason = f"eager attention gives no maps to compare with ({eager_error})"
+            row.seconds = time.perf_counter() - start
+            return row
+        row.layers = runner.model_layers
+        row.attention_layers = list(getattr(runner, "attention_layers", None) or range(result.alpha.shape[1]))
+        if ref.shape != result.alpha.shape:
+            row.reason = f"α table shape {result.alpha.shape} differs from eager maps' {ref.shape}"
         else:
-            row.status = "supported"
+            row.max_delta = float(np.abs(ref - result.alpha).max())
+            if row.max_delta > TOLERANCE and result.slot_alpha is not None:
+                # Eager maps renormalised without the model's sink logit (GraniteSWA applies the sink as an
+                # output scale): compare the measured token weights renormalised the same way.
+                delta = _renormalised_delta(runner, ids, ref)
+                if delta <= TOLERANCE:
+                    row.max_delta = delta
+                    row.reason = (
+                        "eager maps leave the sink logit out; measured α counts its mass as the slot (Δα "
+                        "after renormalising without it)"
+                    )
+            if row.max_delta > TOLERANCE:
+                row.reason = f"max |Δα| {row.max_delta:.2e} > {TOLERANCE:g} against eager maps"
+            elif getattr(runner, "hybrid", False):
+                row.status = "attention-only"
+            elif runner.backend == BACKEND_EAGER:
+                row.status = "fallback"
+                row.reason = getattr(runner, "fallback_reason", "") or ""
+            else:
+                row.status = "supported"
+            if ablate and row.status != "not supported":
+                row.ablate = _check_ablate(path, runner, model_type)
     row.seconds = time.perf_counter() - start
     return row
+
+
+def _renormalised_delta(runner: Any, ids: Any, ref: Any) -> float:
+    import numpy as np
+    import torch
+
+    from sinklab.measure.metrics import importance_scores
+    from sinklab.observe import WeightsObserver, observe
+
+    maps = observe(runner, ids, WeightsObserver(), ids.shape[0]).maps
+    full = torch.stack([w / w.sum(-1, keepdim=True) for w, _ in maps], dim=1)
+    return float(np.abs(importance_scores(full.float()).numpy() - ref).max())
+
+
+def _check_ablate(path: Path, runner: Any, model_type: str) -> str:
+    """`sinklab ablate --ablations mask-sink` on the folder: "ok" on the registered path; on the eager
+    fallback the error must name the ablation and the model type."""
+    from sinklab.ablate.api import ablate
+    from sinklab.errors import SinklabError
+
+    try:
+        ablate(
+            str(path), "random", ["mask-sink"], length=T, samples=2, batch_size=2, device="cpu", plots=False
+        )
+    except SinklabError as err:
+        if runner.can_edit:
+            return f"fails: {_first_line(err)}"
+        text = str(err)
+        return "clear error" if "mask-sink" in text and model_type in text else f"unclear error: {text[:120]}"
+    except Exception as err:
+        return f"fails: {_first_line(err)}"
+    return "ok" if runner.can_edit else "ran on the eager fallback"
 
 
 def _check_in_child(model_type: str, queue: Any) -> None:
@@ -274,7 +321,7 @@ def check_isolated(model_type: str, timeout: float = 300.0) -> Row:
     return Row(**found)
 
 
-def check_in_process(model_type: str, timeout: float = 300.0) -> Row:
+def check_in_process(model_type: str, timeout: float = 300.0, ablate: bool = False) -> Row:
     """check_model_type with a time limit (SIGALRM) and any failure turned into the type's reason."""
     import signal
 
@@ -285,7 +332,7 @@ def check_in_process(model_type: str, timeout: float = 300.0) -> Row:
     signal.alarm(max(1, int(timeout)))
     start = time.perf_counter()
     try:
-        return check_model_type(model_type)
+        return check_model_type(model_type, ablate=ablate)
     except BaseException as err:
         if isinstance(err, KeyboardInterrupt):
             raise
@@ -322,14 +369,16 @@ def matrix_markdown(rows: list[Row]) -> str:
         "",
         "Counts: " + ", ".join(f"{s} {n}" for s, n in counts.items()) + f" of {len(rows)}.",
         "",
-        "| model type | status | max abs Δα | attention layers | reason |",
-        "|---|---|---|---|---|",
+        "| model type | status | max abs Δα | attention layers (of all) | ablate mask-sink | reason |",
+        "|---|---|---|---|---|---|",
     ]
     for r in sorted(rows, key=lambda r: r.model_type):
         delta = f"{r.max_delta:.1e}" if r.max_delta is not None else ""
         layers = ",".join(map(str, r.attention_layers)) if r.attention_layers is not None else ""
+        if layers and r.layers:
+            layers += f" ({r.layers})"
         reason = r.reason.replace("|", "/").replace("\n", " ")
-        lines.append(f"| `{r.model_type}` | {r.status} | {delta} | {layers} | {reason} |")
+        lines.append(f"| `{r.model_type}` | {r.status} | {delta} | {layers} | {r.ablate} | {reason} |")
     return "\n".join(lines) + "\n"
 
 
@@ -341,10 +390,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--types", default="", help="comma-separated model types (default: all)")
     parser.add_argument("--write", default="", help="write the markdown matrix here")
     parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--ablate", action="store_true", help="also run ablate --ablations mask-sink")
     parser.add_argument("--isolate", action="store_true", help="each type in its own process")
     parser.add_argument("--json", default="", help="append each row as a JSON line here")
     parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--from-json", nargs="*", default=[], help="write --write from these rows instead")
     args = parser.parse_args(argv)
+    if args.from_json:
+        import json
+
+        rows = [Row(**json.loads(line)) for f in args.from_json for line in Path(f).read_text().splitlines()]
+        Path(args.write).write_text(matrix_markdown(rows), encoding="utf-8")
+        return 0
     types = [t for t in args.types.split(",") if t] or causal_lm_types()
     import json
     from concurrent.futures import ThreadPoolExecutor
@@ -352,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     with ThreadPoolExecutor(args.jobs) as pool:
         found = pool.map(lambda t: check_isolated(t, args.timeout), types) if args.isolate else None
-        for row in found or (check_in_process(t, args.timeout) for t in types):
+        for row in found or (check_in_process(t, args.timeout, args.ablate) for t in types):
             print(f"{row.model_type:28s} {row.status:14s} {row.seconds:6.1f}s {row.reason[:150]}", flush=True)
             rows.append(row)
             if args.json:
