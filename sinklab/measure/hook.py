@@ -57,6 +57,25 @@ def edited_mask(
     return mask.masked_fill(~keep_allowed(mask > minimum / 2, keep), minimum)
 
 
+def selected_keys_mask(
+    mask: torch.Tensor | None, indices: torch.Tensor, causal: bool, q_len: int, kv_len: int
+) -> torch.Tensor:
+    """The layer's mask restricted to the keys a sparse-attention indexer selected: `indices` (B, q, k) are
+    key positions per query, which models hand to a kernel that reads them (`indices=`) instead of folding
+    them into the mask as they do for eager and SDPA; folded in here, SDPA and the recomputed weights see
+    exactly the keys eager attention sees."""
+    batch = indices.shape[0]
+    selected = torch.zeros(batch, q_len, kv_len, dtype=torch.bool, device=indices.device)
+    selected = selected.scatter(-1, indices.long().clamp(0, kv_len - 1), True)[:, None]
+    if mask is None or mask.dtype == torch.bool:
+        base = mask
+        if base is None:
+            full = torch.ones(q_len, kv_len, dtype=torch.bool, device=indices.device)
+            base = (full.tril(kv_len - q_len) if causal else full)[None, None]
+        return base & selected
+    return mask.masked_fill(~selected, torch.finfo(mask.dtype).min)
+
+
 # ---- the registered attention function ------------------------------------------------------------
 @dataclass
 class _Active:
@@ -154,6 +173,9 @@ def sinklab_attention_forward(
     active = _ACTIVE.get()
     causal = is_causal if is_causal is not None else getattr(module, "is_causal", True)
     layer = _layer(active, module)
+    indices = kwargs.pop("indices", None)
+    if isinstance(indices, torch.Tensor):  # sparse attention's top-k keys (DeepSeek-V3.2's indexer & co.)
+        attention_mask = selected_keys_mask(attention_mask, indices, causal, query.shape[2], key.shape[2])
     if active is not None and active.edit is not None:
         keep = active.edit.key_mask(layer, query.shape[1], query.shape[2], key.shape[2], query.device)
         if keep is not None:

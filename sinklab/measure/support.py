@@ -399,7 +399,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.from_json:
         import json
 
-        rows = [Row(**json.loads(line)) for f in args.from_json for line in Path(f).read_text().splitlines()]
+        lines = [line for f in args.from_json for line in Path(f).read_text().splitlines() if line.strip()]
+        by_type = {row.model_type: row for row in (Row(**json.loads(line)) for line in lines)}  # last wins
+        rows = list(by_type.values())
         Path(args.write).write_text(matrix_markdown(rows), encoding="utf-8")
         return 0
     types = [t for t in args.types.split(",") if t] or causal_lm_types()
