@@ -35,6 +35,7 @@ from sinklab.measure.record import AttentionRecord
 from sinklab.model.edits import AttentionEdit
 from sinklab.observe import BACKEND_EAGER, BACKEND_REGISTRY, QUERY_BLOCK, AttentionObserver, ModelRunner
 
+PROBE_LENGTH = 8  # tokens of the forwards that choose the path
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -200,6 +201,7 @@ class HFRunner(ModelRunner):
     blocks: nn.ModuleList | None = field(default=None, repr=False)
     attention_layers: list[int] | None = None
     fallback_reason: str = ""
+    repeated_layers: bool = False  # attention modules called more than once per forward (layer_idx repeats)
     _layer_of: dict[int, int] | None = None
     _seen: list[int | None] = field(default_factory=list, repr=False)
     _hooks: list[Any] = field(default_factory=list)
@@ -237,9 +239,12 @@ class HFRunner(ModelRunner):
 
     @property
     def model_layers(self) -> int | None:
-        """The model's own number of layers (attention or not)."""
+        """The model's own number of layers (attention or not): a decoder's where the config also counts an
+        encoder's."""
         cfg = self.model.config.get_text_config() if hasattr(self.model.config, "get_text_config") else None
-        n = getattr(cfg or self.model.config, "num_hidden_layers", None)
+        cfg = cfg or self.model.config
+        n = getattr(cfg, "decoder_layers", None)
+        n = n if isinstance(n, int) else getattr(cfg, "num_hidden_layers", None)
         return int(n) if isinstance(n, int) else None
 
     @property
@@ -275,7 +280,7 @@ class HFRunner(ModelRunner):
             if self.backend == BACKEND_EAGER:
                 out = self.model(ids, use_cache=False, output_attentions=record is not None, **extra)
                 if record is not None:
-                    maps = [a for a in (getattr(out, "attentions", None) or ()) if _is_map(a)]
+                    maps = [a for a in (getattr(out, "attentions", None) or ()) if _is_map(a, ids.shape[1])]
                     for layer, attn in enumerate(maps):
                         self._feed_eager(record, layer, attn)
                 return out.logits
@@ -311,6 +316,7 @@ class HFRunner(ModelRunner):
             self._layer_of = {idx: n for n, idx in enumerate(self.attention_layers)}
         else:
             self.attention_layers, self._layer_of = None, None
+            self.repeated_layers = bool(seen) and None not in seen and len(set(seen)) < len(seen)
 
     def remove_hooks(self) -> None:
         for hook in self._hooks:
@@ -329,9 +335,10 @@ def _set_eager(model: nn.Module) -> None:
             cfg._attn_implementation = "eager"
 
 
-def _is_map(attn: Any) -> bool:
-    """An attention map (B, H, T, T) of output_attentions (None for a non-attention layer of a hybrid)."""
-    return isinstance(attn, torch.Tensor) and attn.dim() == 4 and attn.shape[-1] == attn.shape[-2]
+def _is_map(attn: Any, length: int) -> bool:
+    """An attention map (B, H, T, T) of output_attentions: not None (a hybrid's other layers), not a
+    recurrent state (RWKV) nor a linear-attention layer's block (MiniMax)."""
+    return isinstance(attn, torch.Tensor) and attn.dim() == 4 and tuple(attn.shape[-2:]) == (length, length)
 
 
 def _supports_sdpa(model: nn.Module) -> bool:
@@ -378,9 +385,9 @@ def _registry_runner(
         return None, f"it rejects a registered attention function ({_first_line(err)})"
     runner = HFRunner(model, BACKEND_REGISTRY, query_block, name)
     probe = AttentionRecord(analyses=False)
-    probe.start_batch(1, 8)
+    probe.start_batch(1, PROBE_LENGTH)
     try:
-        runner.forward(torch.randint(3, max(vocab, 4), (1, 8)), probe)
+        runner.forward(torch.randint(3, max(vocab, 4), (1, PROBE_LENGTH)), probe)
         if runner.layers == 0:
             runner.remove_hooks()
             return None, "its attention does not go through transformers' attention registry"
@@ -425,7 +432,8 @@ def prepare_hf(
     runner = HFRunner(model, BACKEND_EAGER, query_block, name, fallback_reason=reason)
     try:
         with torch.no_grad():
-            out = model(torch.randint(3, max(vocab, 4), (1, 8)), use_cache=False, output_attentions=True)
+            ids = torch.randint(3, max(vocab, 4), (1, PROBE_LENGTH))
+            out = model(ids, use_cache=False, output_attentions=True)
     except Exception as err:
         runner.remove_hooks()
         raise MeasureError(
@@ -434,7 +442,7 @@ def prepare_hf(
         ) from err
     attentions = getattr(out, "attentions", None) or ()
     # (B, H, T, T) maps only: a recurrent model's `attentions` (RWKV's) are states, not attention maps
-    maps = [i for i, a in enumerate(attentions) if _is_map(a)]
+    maps = [i for i, a in enumerate(attentions) if _is_map(a, PROBE_LENGTH)]
     if not maps:
         runner.remove_hooks()
         raise MeasureError(

@@ -173,6 +173,12 @@ def path_notes(runner: ModelRunner) -> list[str]:
             f"{why}; measured with eager attention and output_attentions instead (one batch's maps in memory "
             "at a time; no q/k/v norms or angles; attention ablations cannot be applied)"
         )
+    if getattr(runner, "repeated_layers", False):
+        notes.append(
+            f"{model_type} calls attention {runner.layers} times in one forward but its attention modules "
+            "repeat layer indices (shared layers, or several softmax maps per layer such as differential "
+            "attention): each call is measured as a layer of its own, in call order"
+        )
     if getattr(runner, "hybrid", False):
         layers = runner.attention_layers
         notes.append(
