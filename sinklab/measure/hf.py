@@ -5,12 +5,17 @@ what cannot be measured), and `prepare_hf` wraps it in an `HFRunner` that measur
 attention function registered with transformers (sinklab.measure.hook): the model's own attention runs, and
 the weights are recomputed on the side one query block at a time.
 
-Eager fallback: architectures whose attention does not go through transformers' attention registry (e.g.
-Falcon, whose attention class is chosen at construction and rejects a registered function) cannot be
-measured by the hook, so they run eager attention with `output_attentions` and the runner feeds the record
-from the returned maps (`backend` = BACKEND_EAGER; the measurement's notes say why). Falcon's SDPA path with
-`output_attentions` returns non-causal maps, so the fallback always loads eager explicitly. q, k and v never
-leave the model there: that path has no key/query/value norms or angles, and cannot apply attention edits.
+Eager fallback: where the registered function cannot be used (the model rejects it, its non-eager path raises
+or lets later tokens change earlier outputs, or its attention never calls the registry: Bloom, GPT-Neo, ...),
+the model runs eager attention with `output_attentions` and the runner feeds the record from the returned maps
+(`backend` = BACKEND_EAGER; `fallback_reason` and the measurement's notes say why). Eager is set on every
+config explicitly (SDPA with `output_attentions` can return non-causal maps, and a model without an attention
+interface keeps whatever it was loaded with). q, k and v never leave the model there: that path has no
+key/query/value norms or angles, and cannot apply attention edits. The causality check guards both paths.
+
+Layers: the record's layers are the model's attention layers in order, labelled by the attention modules' own
+`layer_idx` (`HFRunner.attention_layers`): a hybrid's state-space / recurrent layers are skipped, not counted.
+A model with no attention layer at all (Mamba, RWKV) is a MeasureError: one line, exit code 2.
 
 sinklab's own SinkLM has its own runner (sinklab.model.runner.SinkLMRunner).
 """
