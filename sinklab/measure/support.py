@@ -43,6 +43,11 @@ SMALL: dict[str, Any] = {
     "decoder_ffn_dim": 128,
     "encoder_ffn_dim": 128,
     "index_num_heads": 2,
+    "indexer_n_heads": 2,
+    "indexer_kv_heads": 1,
+    "indexer_head_dim": 16,
+    "indexer_budget": 8,
+    "indexer_compress_ratio": 4,
     "mamba_d_ssm": 128,
     "expand": 1,
     "n_groups": 1,
@@ -99,6 +104,8 @@ SMALL: dict[str, Any] = {
     "expert_layer_period": 2,
     "expert_layer_offset": 1,
 }
+INDEXER = ("indexer_n_heads", "indexer_kv_heads", "indexer_head_dim", "indexer_budget")
+INDEXER += ("indexer_compress_ratio",)
 LAYERS = 4  # enough for a hybrid's pattern to hold attention and other layers
 LAYER_KEYS = ("num_hidden_layers", "n_layer", "num_layers", "n_layers")
 
@@ -107,7 +114,8 @@ def _overrides(defaults: dict[str, Any], layers: int) -> dict[str, Any]:
     out = {k: v for k, v in SMALL.items() if k in defaults and defaults[k] is not None}
     # keep what a default left unset unset (q_lora_rank None = no query compression, no window), except
     # sizes that other sizes are derived from
-    out.update({k: SMALL[k] for k in ("head_dim", "num_key_value_heads") if k in defaults})
+    always = ("head_dim", "num_key_value_heads", "num_experts_per_tok", "n_group", "topk_group", *INDEXER)
+    out.update({k: SMALL[k] for k in always if k in defaults})
     if "is_decoder" in defaults:
         out["is_decoder"] = True
     if isinstance(defaults.get("num_experts_per_tok"), int):  # some routers take one expert only
