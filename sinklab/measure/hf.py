@@ -431,8 +431,7 @@ def prepare_hf(
     except Exception as err:
         raise MeasureError(
             f"{name or model_type} (model type {model_type}) cannot be measured: {reason}, and it has "
-            f"no eager "
-            f"attention ({_first_line(err)})"
+            f"no eager attention ({_first_line(err)})"
         ) from err
     runner = HFRunner(model, BACKEND_EAGER, query_block, name, fallback_reason=reason)
     try:
