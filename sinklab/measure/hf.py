@@ -447,6 +447,18 @@ def prepare_hf(
     attentions = getattr(out, "attentions", None) or ()
     # (B, H, T, T) maps only: a recurrent model's `attentions` (RWKV's) are states, not attention maps
     maps = [i for i, a in enumerate(attentions) if _is_map(a, PROBE_LENGTH)]
+    wider = [
+        i
+        for i, a in enumerate(attentions)
+        if isinstance(a, torch.Tensor) and a.dim() == 4 and a.shape[-2] == PROBE_LENGTH != a.shape[-1]
+    ]
+    if wider:
+        runner.remove_hooks()
+        raise MeasureError(
+            f"{name or model_type} (model type {model_type}) cannot be measured: {reason}, and the eager "
+            f"attention of layer(s) {', '.join(map(str, wider))} also attends to keys that are not token "
+            "positions (compressed or memory keys), so α per key position is not defined there"
+        )
     if not maps:
         runner.remove_hooks()
         raise MeasureError(

@@ -300,11 +300,11 @@ def check_model_type(model_type: str, folder: Path | None = None, ablate: bool =
                     )
             if row.max_delta > TOLERANCE:
                 row.reason = f"max |Δα| {row.max_delta:.2e} > {TOLERANCE:g} against eager maps"
-            elif getattr(runner, "hybrid", False):
-                row.status = "attention-only"
             elif runner.backend == BACKEND_EAGER:
                 row.status = "fallback"
                 row.reason = getattr(runner, "fallback_reason", "") or ""
+            elif getattr(runner, "hybrid", False):
+                row.status = "attention-only"
             else:
                 row.status = "supported"
             if ablate and row.status != "not supported":
