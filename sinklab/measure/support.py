@@ -127,6 +127,11 @@ def _overrides(defaults: dict[str, Any], layers: int) -> dict[str, Any]:
         out["num_experts_per_tok"] = min(SMALL["num_experts_per_tok"], defaults["num_experts_per_tok"])
     default_layers = next((defaults[k] for k in LAYER_KEYS if isinstance(defaults.get(k), int)), None)
     out.update({k: layers for k in LAYER_KEYS if k in defaults and isinstance(defaults[k], int)})
+    shared = defaults.get("num_kv_shared_layers")
+    if isinstance(shared, int) and shared > 0 and default_layers:  # the same share of layers reuses K/V
+        out["num_kv_shared_layers"] = max(1, round(layers * shared / default_layers))
+        if out["num_kv_shared_layers"] >= layers:
+            out["num_kv_shared_layers"] = layers
     if "attn_layer_indices" in defaults:  # hybrids that list their attention layers
         out["attn_layer_indices"] = list(range(1, layers, 2))
     for key in ("decoder_layers", "encoder_layers"):
