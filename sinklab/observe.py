@@ -23,7 +23,8 @@ if TYPE_CHECKING:  # torch is imported where it is used: `sinklab measure --help
 
 # The path that fed the observer, as metrics.json reports it (`backend`).
 BACKEND_REGISTRY = "registered attention function"
-# Models whose attention cannot route through the registry (Falcon): eager attention, maps from
+# Models whose attention cannot use the registered function (rejects it, fails or leaks the future on it, or
+# never calls the registry: Bloom, GPT-Neo, ...): eager attention, maps from
 # output_attentions (sinklab.measure.hf).
 BACKEND_EAGER = "eager fallback (output_attentions)"
 BACKEND_SINKLAB = "sinklab model record"

@@ -545,9 +545,12 @@ def _ablate(
             )
         notes.extend(sinklab_notes(net))
     if not runner.can_edit and set(names) & set(ATTENTION_ABLATIONS):
+        model_type = getattr(getattr(runner.model, "config", None), "model_type", type(runner.model).__name__)
+        why = getattr(runner, "fallback_reason", "") or "it does not route attention through the registry"
         raise SinklabError(
-            f"{opened.name} does not route attention through transformers' attention registry, so "
-            f"{', '.join(n for n in names if n in ATTENTION_ABLATIONS)} cannot run on it; the others can "
+            f"{', '.join(n for n in names if n in ATTENTION_ABLATIONS)} cannot be applied to {opened.name} "
+            f"(model type {model_type}): it is measured on the eager fallback ({why}), where attention edits "
+            "cannot be applied; the others can "
             f"(--ablations {' '.join(n for n in names if n not in ATTENTION_ABLATIONS) or 'swap-first'})"
         )
     eps, batch_size = cfg.eps_list, cfg.batch_size

@@ -24,7 +24,7 @@ from sinklab.measure.analysis import as_metrics_json, metrics_document
 from sinklab.measure.checks import into_out
 from sinklab.measure.config import MeasureConfig, make_config
 from sinklab.measure.inputs import check_spec
-from sinklab.measure.load import as_runner
+from sinklab.measure.load import as_runner, attention_labels
 from sinklab.measure.metrics import DEFAULT_EPS
 from sinklab.measure.observers import MAP_SAMPLES, HeadMapRecord
 from sinklab.measure.opening import Opened, open_measurement
@@ -57,6 +57,8 @@ class MeasureResult:
     strongest_head: dict[str, Any] | None = None  # layer, head, alpha_1 (0-based layer/head)
     raw: dict[str, Any] | None = None  # metric on raw weights, for kernels whose rows need not sum to 1
     slot: dict[str, Any] | None = None  # mass of a sink slot / sink logit (gpt-oss `sinks`)
+    # the model's own index of each `alpha` layer, where they are not 0, 1, ... (a hybrid's attention layers)
+    attention_layers: list[int] | None = None
     notes: list[str] = field(default_factory=list)
     out: str | None = None
     written: list[str] = field(default_factory=list)  # files written to `out`
@@ -90,7 +92,13 @@ def measure_token_ids(
         runner.model.train(was_training)
     name = runner.name or type(runner.model).__name__
     return metrics_document(
-        record.result(), eps, model=name, length=int(ids.shape[1]), skipped=0, backend=runner.backend
+        record.result(),
+        eps,
+        model=name,
+        length=int(ids.shape[1]),
+        skipped=0,
+        backend=runner.backend,
+        attention_layers=attention_labels(runner),
     )
 
 
@@ -145,6 +153,7 @@ def _measure(opened: Opened, source: str, cfg: MeasureConfig, analyses: bool) ->
             "map_samples": int(min(MAP_SAMPLES, ids.shape[0])),
         },
         notes=opened.notes + opened.inputs.notes,
+        attention_layers=attention_labels(runner),
     )
     document.pop("schema")
     return MeasureResult(**document, head_map=maps.mean_map(layer, head))

@@ -5,12 +5,17 @@ what cannot be measured), and `prepare_hf` wraps it in an `HFRunner` that measur
 attention function registered with transformers (sinklab.measure.hook): the model's own attention runs, and
 the weights are recomputed on the side one query block at a time.
 
-Eager fallback: architectures whose attention does not go through transformers' attention registry (e.g.
-Falcon, whose attention class is chosen at construction and rejects a registered function) cannot be
-measured by the hook, so they run eager attention with `output_attentions` and the runner feeds the record
-from the returned maps (`backend` = BACKEND_EAGER; the measurement's notes say why). Falcon's SDPA path with
-`output_attentions` returns non-causal maps, so the fallback always loads eager explicitly. q, k and v never
-leave the model there: that path has no key/query/value norms or angles, and cannot apply attention edits.
+Eager fallback: where the registered function cannot be used (the model rejects it, its non-eager path raises
+or lets later tokens change earlier outputs, or its attention never calls the registry: Bloom, GPT-Neo, ...),
+the model runs eager attention with `output_attentions` and the runner feeds the record from the returned maps
+(`backend` = BACKEND_EAGER; `fallback_reason` and the measurement's notes say why). Eager is set on every
+config explicitly (SDPA with `output_attentions` can return non-causal maps, and a model without an attention
+interface keeps whatever it was loaded with). q, k and v never leave the model there: that path has no
+key/query/value norms or angles, and cannot apply attention edits. The causality check guards both paths.
+
+Layers: the record's layers are the model's attention layers in order, labelled by the attention modules' own
+`layer_idx` (`HFRunner.attention_layers`): a hybrid's state-space / recurrent layers are skipped, not counted.
+A model with no attention layer at all (Mamba, RWKV) is a MeasureError: one line, exit code 2.
 
 sinklab's own SinkLM has its own runner (sinklab.model.runner.SinkLMRunner).
 """
@@ -35,6 +40,7 @@ from sinklab.measure.record import AttentionRecord
 from sinklab.model.edits import AttentionEdit
 from sinklab.observe import BACKEND_EAGER, BACKEND_REGISTRY, QUERY_BLOCK, AttentionObserver, ModelRunner
 
+PROBE_LENGTH = 8  # tokens of the forwards that choose the path
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -119,11 +125,12 @@ def load_hf_model(
     try:
         try:
             model = AutoModelForCausalLM.from_pretrained(name, config=config, **kwargs)
-        except (KeyError, ValueError) as err:
+        except (KeyError, ValueError, AttributeError, TypeError, NotImplementedError) as err:
             if attn_implementation != ATTN_NAME or "Unrecognized configuration class" in str(err):
                 raise
-            # Attention classes chosen at construction (Falcon) reject a registered function: load eager,
-            # prepare_hf then measures through the eager fallback.
+            # Attention classes chosen at construction (Falcon) or models that accept no attention
+            # implementation at all (state-space models) reject a registered function: load eager, prepare_hf
+            # then measures through the eager fallback (or says there is no attention).
             model = AutoModelForCausalLM.from_pretrained(
                 name, config=config, **{**kwargs, "attn_implementation": "eager"}
             )
@@ -185,7 +192,11 @@ def decoder_blocks(model: nn.Module) -> nn.ModuleList | None:
 class HFRunner(ModelRunner):
     """Runs an HF causal LM and feeds an AttentionRecord; `backend` says which path is used: the registered
     `sinklab` attention function, or the eager fallback (maps from output_attentions) for a model whose
-    attention does not route through transformers' registry."""
+    attention cannot go through transformers' registry (`fallback_reason` says why).
+
+    The record's layers are the model's attention layers in order; `attention_layers` holds the model's own
+    index of each (the attention modules' `layer_idx`), so a hybrid's recurrent / state-space layers and
+    skipped layers are labelled right; None where the model does not say (then they are 0, 1, ...)."""
 
     model: nn.Module
     backend: str = BACKEND_REGISTRY
@@ -193,6 +204,11 @@ class HFRunner(ModelRunner):
     name: str = ""
     layers: int = 0
     blocks: nn.ModuleList | None = field(default=None, repr=False)
+    attention_layers: list[int] | None = None
+    fallback_reason: str = ""
+    repeated_layers: bool = False  # attention modules called more than once per forward (layer_idx repeats)
+    _layer_of: dict[int, int] | None = None
+    _seen: list[int | None] = field(default_factory=list, repr=False)
     _hooks: list[Any] = field(default_factory=list)
     _record: AttentionObserver | None = None
 
@@ -221,6 +237,28 @@ class HFRunner(ModelRunner):
         return hook
 
     @property
+    def model_type(self) -> str:
+        return str(
+            getattr(getattr(self.model, "config", None), "model_type", "") or type(self.model).__name__
+        )
+
+    @property
+    def model_layers(self) -> int | None:
+        """The model's own number of layers (attention or not): a decoder's where the config also counts an
+        encoder's."""
+        cfg = self.model.config.get_text_config() if hasattr(self.model.config, "get_text_config") else None
+        cfg = cfg or self.model.config
+        n = getattr(cfg, "decoder_layers", None)
+        n = n if isinstance(n, int) else getattr(cfg, "num_hidden_layers", None)
+        return int(n) if isinstance(n, int) else None
+
+    @property
+    def hybrid(self) -> bool:
+        """Only some of the model's layers are attention layers (the others recurrent / state-space)."""
+        total = self.model_layers
+        return self.attention_layers is not None and total is not None and len(self.attention_layers) < total
+
+    @property
     def can_edit(self) -> bool:
         return self.backend == BACKEND_REGISTRY
 
@@ -236,9 +274,10 @@ class HFRunner(ModelRunner):
         for a small model with a large vocabulary the projection is about a third of the forward's time
         and its largest activation."""
         if edit is not None and not self.can_edit:
+            why = f" ({self.fallback_reason})" if self.fallback_reason else ""
             raise SinklabError(
-                f"{self.name or type(self.model).__name__} does not route attention through transformers' "
-                "attention registry, so its attention cannot be edited (mask / value ablations)"
+                f"{self.name or type(self.model).__name__} (model type {self.model_type}) is measured on the "
+                f"eager fallback{why}, where attention edits (mask / value ablations) cannot be applied"
             )
         self._record = record
         extra = _logits_kwargs(self.model, all_logits)
@@ -246,14 +285,20 @@ class HFRunner(ModelRunner):
             if self.backend == BACKEND_EAGER:
                 out = self.model(ids, use_cache=False, output_attentions=record is not None, **extra)
                 if record is not None:
-                    for layer, attn in enumerate(out.attentions):
+                    maps = [a for a in (getattr(out, "attentions", None) or ()) if _is_map(a, ids.shape[1])]
+                    for layer, attn in enumerate(maps):
                         self._feed_eager(record, layer, attn)
                 return out.logits
             with measuring(
-                record, query_block=self.query_block, use_sdpa=_supports_sdpa(self.model), edit=edit
+                record,
+                query_block=self.query_block,
+                use_sdpa=_supports_sdpa(self.model),
+                edit=edit,
+                layer_of=self._layer_of,
             ) as active:
                 out = self.model(ids, use_cache=False, **extra)
                 self.layers = active.calls
+                self._seen = active.seen
             return out.logits
         finally:
             self._record = None
@@ -267,6 +312,38 @@ class HFRunner(ModelRunner):
             # Rows that fall short of 1 (a sink logit dropped from the returned map): the rest is the slot.
             slot = (1.0 - row_sum).clamp_min(0) if bool((row_sum < 1 - 1e-4).any()) else None
             record.add_weights(layer, block, start, slot=slot)
+
+    def label_layers(self, seen: list[int | None]) -> None:
+        """Use the attention modules' own layer_idx (one forward's, in call order) where every call has a
+        distinct one; else count the calls."""
+        if seen and all(i is not None for i in seen) and len(set(seen)) == len(seen):
+            self.attention_layers = sorted(int(i) for i in seen if i is not None)
+            self._layer_of = {idx: n for n, idx in enumerate(self.attention_layers)}
+        else:
+            self.attention_layers, self._layer_of = None, None
+            self.repeated_layers = bool(seen) and None not in seen and len(set(seen)) < len(seen)
+
+    def remove_hooks(self) -> None:
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks = []
+
+
+def _set_eager(model: nn.Module) -> None:
+    """Eager attention on every config of the model: set_attn_implementation leaves a model that has no
+    attention interface (Bloom) on what it was loaded with, whose masks (SDPA's, for `sinklab`) its own
+    attention would then add as if they were eager masks (and leak the future)."""
+    model.set_attn_implementation("eager")
+    for module in model.modules():
+        cfg = getattr(module, "config", None)
+        if cfg is not None and getattr(cfg, "_attn_implementation", "eager") != "eager":
+            cfg._attn_implementation = "eager"
+
+
+def _is_map(attn: Any, length: int) -> bool:
+    """An attention map (B, H, T, T) of output_attentions: not None (a hybrid's other layers), not a
+    recurrent state (RWKV) nor a linear-attention layer's block (MiniMax)."""
+    return isinstance(attn, torch.Tensor) and attn.dim() == 4 and tuple(attn.shape[-2:]) == (length, length)
 
 
 def _supports_sdpa(model: nn.Module) -> bool:
@@ -288,33 +365,112 @@ def _check_no_future_leak(runner: HFRunner, vocab: int) -> None:
         )
 
 
+def _first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[0][:200]}" if lines else type(err).__name__
+
+
+def _module_layer_indices(model: nn.Module) -> list[int]:
+    """The distinct `layer_idx` of the model's attention modules (classes named ...Attention...)."""
+    found = {
+        m.layer_idx
+        for m in model.modules()
+        if "attention" in type(m).__name__.lower() and isinstance(getattr(m, "layer_idx", None), int)
+    }
+    return sorted(found)
+
+
+def _registry_runner(
+    model: nn.Module, name: str, query_block: int, vocab: int
+) -> tuple[HFRunner | None, str]:
+    """The runner on the registered function, or None and why it cannot be used."""
+    try:
+        model.set_attn_implementation(ATTN_NAME)
+    except Exception as err:
+        return None, f"it rejects a registered attention function ({_first_line(err)})"
+    runner = HFRunner(model, BACKEND_REGISTRY, query_block, name)
+    probe = AttentionRecord(analyses=False)
+    probe.start_batch(1, PROBE_LENGTH)
+    try:
+        runner.forward(torch.randint(3, max(vocab, 4), (1, PROBE_LENGTH)), probe)
+        if runner.layers == 0:
+            runner.remove_hooks()
+            return None, "its attention does not go through transformers' attention registry"
+        runner.label_layers(runner._seen)
+        _check_no_future_leak(runner, vocab)
+    except ValueError as err:
+        runner.remove_hooks()
+        if "is not causal" in str(err):
+            return None, "its non-eager attention path lets later tokens change earlier outputs"
+        return None, f"its non-eager attention path fails ({_first_line(err)})"
+    except Exception as err:
+        runner.remove_hooks()
+        return None, f"its non-eager attention path fails ({_first_line(err)})"
+    return runner, ""
+
+
 def prepare_hf(
     model: nn.Module, name: str = "", query_block: int = QUERY_BLOCK, force_eager: bool = False
 ) -> HFRunner:
-    """Route an HF model through the registered function if its attention allows, else the eager fallback:
-    a model that rejects the `sinklab` implementation, or whose attention never calls it (no layer fed the
-    probe record), is measured from eager attention's output_attentions maps instead."""
+    """Route an HF model through the registered function where its attention allows, else the eager
+    fallback: a model that rejects the `sinklab` implementation, fails on it, lets the future leak on it, or
+    whose attention never calls it is measured from eager attention's output_attentions maps instead. The
+    causality check guards either path; a model without attention layers is a MeasureError."""
     register()
     vocab = model.get_input_embeddings().num_embeddings
+    reason = "asked for (force_eager)"
     if not force_eager:
-        try:
-            model.set_attn_implementation(ATTN_NAME)
-        except (ValueError, KeyError, AttributeError):
-            force_eager = True
-    if not force_eager:
-        runner = HFRunner(model, BACKEND_REGISTRY, query_block, name)
-        probe = AttentionRecord(analyses=False)
-        probe.start_batch(1, 8)
-        runner.forward(torch.randint(3, max(vocab, 4), (1, 8)), probe)
-        if runner.layers > 0:
-            _check_no_future_leak(runner, vocab)
+        runner, reason = _registry_runner(model, name, query_block, vocab)
+        if runner is not None:
             return runner
-        for hook in runner._hooks:
-            hook.remove()
+    model_type = str(getattr(model.config, "model_type", "") or type(model).__name__)
     # Falcon & co.: eager attention, explicitly (Falcon's SDPA path with output_attentions returns non-causal
     # maps).
-    model.set_attn_implementation("eager")
-    runner = HFRunner(model, BACKEND_EAGER, query_block, name)
+    try:
+        _set_eager(model)
+    except Exception as err:
+        raise MeasureError(
+            f"{name or model_type} (model type {model_type}) cannot be measured: {reason}, and it has "
+            f"no eager attention ({_first_line(err)})"
+        ) from err
+    runner = HFRunner(model, BACKEND_EAGER, query_block, name, fallback_reason=reason)
+    try:
+        with torch.no_grad():
+            ids = torch.randint(3, max(vocab, 4), (1, PROBE_LENGTH))
+            out = model(ids, use_cache=False, output_attentions=True)
+    except Exception as err:
+        runner.remove_hooks()
+        raise MeasureError(
+            f"{name or model_type} (model type {model_type}) cannot be measured: {reason}, and its eager "
+            f"attention fails too ({_first_line(err)})"
+        ) from err
+    attentions = getattr(out, "attentions", None) or ()
+    # (B, H, T, T) maps only: a recurrent model's `attentions` (RWKV's) are states, not attention maps
+    maps = [i for i, a in enumerate(attentions) if _is_map(a, PROBE_LENGTH)]
+    wider = [
+        i
+        for i, a in enumerate(attentions)
+        if isinstance(a, torch.Tensor) and a.dim() == 4 and a.shape[-2] == PROBE_LENGTH != a.shape[-1]
+    ]
+    if wider:
+        runner.remove_hooks()
+        raise MeasureError(
+            f"{name or model_type} (model type {model_type}) cannot be measured: {reason}, and the eager "
+            f"attention of layer(s) {', '.join(map(str, wider))} also attends to keys that are not token "
+            "positions (compressed or memory keys), so α per key position is not defined there"
+        )
+    if not maps:
+        runner.remove_hooks()
+        raise MeasureError(
+            f"{name or model_type} (model type {model_type}) has no attention layers: sinklab measures "
+            "attention, there is nothing to measure"
+        )
+    total = runner.model_layers
+    if len(attentions) == total:
+        runner.attention_layers = maps
+    else:
+        own = _module_layer_indices(model)
+        runner.attention_layers = own if len(own) == len(maps) else None
     _check_no_future_leak(runner, vocab)
     return runner
 

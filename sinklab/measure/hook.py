@@ -57,6 +57,25 @@ def edited_mask(
     return mask.masked_fill(~keep_allowed(mask > minimum / 2, keep), minimum)
 
 
+def selected_keys_mask(
+    mask: torch.Tensor | None, indices: torch.Tensor, causal: bool, q_len: int, kv_len: int
+) -> torch.Tensor:
+    """The layer's mask restricted to the keys a sparse-attention indexer selected: `indices` (B, q, k) are
+    key positions per query, which models hand to a kernel that reads them (`indices=`) instead of folding
+    them into the mask as they do for eager and SDPA; folded in here, SDPA and the recomputed weights see
+    exactly the keys eager attention sees."""
+    batch = indices.shape[0]
+    selected = torch.zeros(batch, q_len, kv_len, dtype=torch.bool, device=indices.device)
+    selected = selected.scatter(-1, indices.long().clamp(0, kv_len - 1), True)[:, None]
+    if mask is None or mask.dtype == torch.bool:
+        base = mask
+        if base is None:
+            full = torch.ones(q_len, kv_len, dtype=torch.bool, device=indices.device)
+            base = (full.tril(kv_len - q_len) if causal else full)[None, None]
+        return base & selected
+    return mask.masked_fill(~selected, torch.finfo(mask.dtype).min)
+
+
 # ---- the registered attention function ------------------------------------------------------------
 @dataclass
 class _Active:
@@ -69,6 +88,10 @@ class _Active:
     calls: int = 0
     scratch: Scratch | None = None
     edit: AttentionEdit | None = None
+    # The record's layer of each attention module's own `layer_idx` (the model's index, so that hybrids and
+    # models that skip layers are labelled right); None: count the calls. `seen` lists every call's layer_idx.
+    layer_of: dict[int, int] | None = None
+    seen: list[int | None] = field(default_factory=list)
     # Edited masks of this forward pass by (layer mask, edit mask): layers share both, so one is built once.
     # The tensors are kept with the result, so that their ids cannot be reused while the pass runs.
     edited: dict[tuple[int, int], tuple[Any, torch.Tensor, torch.Tensor]] = field(default_factory=dict)
@@ -86,10 +109,14 @@ def measuring(
     query_block: int = QUERY_BLOCK,
     use_sdpa: bool = True,
     edit: AttentionEdit | None = None,
+    layer_of: dict[int, int] | None = None,
 ) -> Iterator[_Active]:
     """While inside, every `sinklab` attention call of this thread / async context feeds `record` (if given)
-    and applies `edit` (if given); the `_Active` it yields counts the attention calls."""
-    active = _Active(record, query_block=query_block, use_sdpa=use_sdpa, scratch=Scratch(), edit=edit)
+    and applies `edit` (if given); the `_Active` it yields counts the attention calls. `layer_of` maps the
+    attention modules' `layer_idx` to the record's layers (else the calls are counted)."""
+    active = _Active(
+        record, query_block=query_block, use_sdpa=use_sdpa, scratch=Scratch(), edit=edit, layer_of=layer_of
+    )
     token = _ACTIVE.set(active)
     try:
         yield active
@@ -116,6 +143,19 @@ def _model_eager_function(module: nn.Module) -> Callable[..., Any] | None:
     return getattr(sys.modules.get(type(module).__module__), "eager_attention_forward", None)
 
 
+def _layer(active: _Active | None, module: nn.Module) -> int:
+    """The record's layer of this call: by the module's own layer_idx where the runner mapped it, else the
+    number of attention calls so far."""
+    if active is None:
+        return 0
+    idx = getattr(module, "layer_idx", None)
+    idx = idx if isinstance(idx, int) and not isinstance(idx, bool) else None
+    active.seen.append(idx)
+    if active.layer_of is not None and idx in active.layer_of:
+        return active.layer_of[idx]
+    return active.calls
+
+
 def sinklab_attention_forward(
     module: nn.Module,
     query: torch.Tensor,
@@ -132,7 +172,10 @@ def sinklab_attention_forward(
 
     active = _ACTIVE.get()
     causal = is_causal if is_causal is not None else getattr(module, "is_causal", True)
-    layer = active.calls if active is not None else 0
+    layer = _layer(active, module)
+    indices = kwargs.pop("indices", None)
+    if isinstance(indices, torch.Tensor):  # sparse attention's top-k keys (DeepSeek-V3.2's indexer & co.)
+        attention_mask = selected_keys_mask(attention_mask, indices, causal, query.shape[2], key.shape[2])
     if active is not None and active.edit is not None:
         keep = active.edit.key_mask(layer, query.shape[1], query.shape[2], key.shape[2], query.device)
         if keep is not None:

@@ -154,14 +154,49 @@ def load_model(model: str | nn.Module, config: MeasureConfig | None = None, **op
     if bos_id is None:
         cfg = getattr(net, "config", None)
         bos_id = getattr(cfg, "bos_token_id", None)
-    if runner.backend == BACKEND_EAGER:
-        notes.append(
-            f"{type(net).__name__} does not route attention through transformers' attention registry: "
-            "measured with eager attention and output_attentions (one batch's maps in memory at a time)"
-        )
+    notes.extend(path_notes(runner))
     return Loaded(
         runner=runner, tokenizer=tok, name=name, vocab_size=vocab, bos_id=bos_id, notes=notes, draw_size=draw
     )
+
+
+def path_notes(runner: ModelRunner) -> list[str]:
+    """What metrics.json `notes` and the console say about the path a model is measured on: the eager
+    fallback and why, and which layers of a hybrid are attention layers."""
+    notes = []
+    net = runner.model
+    model_type = getattr(getattr(net, "config", None), "model_type", None) or type(net).__name__
+    if runner.backend == BACKEND_EAGER:
+        why = getattr(runner, "fallback_reason", "") or "its attention does not go through the registry"
+        notes.append(
+            f"{type(net).__name__} (model type {model_type}) cannot use the registered attention function: "
+            f"{why}; measured with eager attention and output_attentions instead (one batch's maps in memory "
+            "at a time; no q/k/v norms or angles; attention ablations cannot be applied)"
+        )
+    if getattr(runner, "repeated_layers", False):
+        notes.append(
+            f"{model_type} calls attention {runner.layers} times in one forward but its attention modules "
+            "repeat layer indices (shared layers, or several softmax maps per layer such as differential "
+            "attention): each call is measured as a layer of its own, in call order"
+        )
+    if getattr(runner, "hybrid", False):
+        layers = runner.attention_layers
+        notes.append(
+            f"{model_type} is a hybrid: {len(layers)} of its {runner.model_layers} layers are attention "
+            f"layers ({', '.join(map(str, layers))}, the model's own index; `attention_layers` in "
+            "metrics.json); only they are measured, the others (recurrent / state-space) have no attention"
+        )
+    return notes
+
+
+def attention_labels(runner: ModelRunner) -> list[int] | None:
+    """The model's own index of each measured layer, where they are not simply 0, 1, ... (a hybrid's
+    attention layers, or a model that skips layers); None otherwise (metrics.json then has no
+    `attention_layers`)."""
+    layers = getattr(runner, "attention_layers", None)
+    if layers is None or (list(layers) == list(range(len(layers))) and not getattr(runner, "hybrid", False)):
+        return None
+    return [int(i) for i in layers]
 
 
 def as_runner(model: Any, name: str = "", query_block: int = QUERY_BLOCK) -> ModelRunner:

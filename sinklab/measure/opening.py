@@ -13,7 +13,7 @@ from torch import nn
 from sinklab.measure.checks import MeasureError
 from sinklab.measure.config import MeasureConfig
 from sinklab.measure.inputs import Inputs, load_inputs
-from sinklab.measure.load import load_model
+from sinklab.measure.load import load_model, path_notes
 from sinklab.observe import BACKEND_SINKLAB, ModelRunner
 
 
@@ -43,6 +43,8 @@ def open_measurement(model: str | nn.Module, source: str, cfg: MeasureConfig, co
     """Load `model` as `cfg` says, warn (stderr and notes) when cfg.length is past its positions, and read
     the token ids of `source`."""
     loaded = load_model(model, cfg)
+    for note in path_notes(loaded.runner):
+        print(f"sinklab {command}: {note}", file=sys.stderr)
     warning = check_length(loaded.runner, cfg.length)
     if warning is not None:
         print(f"sinklab {command}: warning: {warning}", file=sys.stderr)
