@@ -280,7 +280,8 @@ def check_model_type(model_type: str, folder: Path | None = None, ablate: bool =
             row.seconds = time.perf_counter() - start
             return row
         except Exception as err:
-            row.reason = f"measure fails: {_first_line(err)}"
+            # the matrix names the model type, never the temporary folder it was saved to
+            row.reason = f"measure fails: {_first_line(err).replace(str(path), model_type)}"
             row.seconds = time.perf_counter() - start
             return row
         if ref is None:
