@@ -28,7 +28,6 @@ from sinklab.ablate.ablations import (
     ABLATIONS,
     AblationContext,
     Intervention,
-    Massive,
     ablation_names,
     describe,
     window_size,
@@ -41,9 +40,10 @@ from sinklab.measure.analysis import jsonable
 from sinklab.measure.checks import MeasureError, check_count, into_out, is_int
 from sinklab.measure.config import MeasureConfig, make_config
 from sinklab.measure.inputs import check_spec
+from sinklab.measure.massive import Massive, MassiveObserver, MassiveTable, find_massive
 from sinklab.measure.opening import Opened, open_measurement
 from sinklab.model.edits import AttentionEdit
-from sinklab.observe import BACKEND_SINKLAB, ModelRunner, observe
+from sinklab.observe import BACKEND_SINKLAB, ModelRunner, Observers, observe
 
 SCHEMA = 1
 BASELINE = "none"
@@ -191,6 +191,8 @@ def check_options(names: list[str], options: AblationOptions, length: int) -> Ab
     if token != SWAP_RANDOM and (not is_int(token) or token < 0):
         raise MeasureError(f"--swap-token takes a token id >= 0 or {SWAP_RANDOM!r}, got {token!r}")
     check_count("--seed", options.seed, 0)
+    if options.massive_layer is not None:
+        check_count("--massive-layer", options.massive_layer, 0, " (a decoder block, from 0)")
     t = options.massive_threshold
     if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t) or t <= 1:
         raise MeasureError(
@@ -212,6 +214,11 @@ def _check_against_model(options: AblationOptions, n_layers: int, n_heads: int, 
             raise MeasureError(
                 f"--heads {bad} is out of range: the model has {n_heads} heads (0..{n_heads - 1})"
             )
+    if options.massive_layer is not None and options.massive_layer >= n_layers:
+        raise MeasureError(
+            f"--massive-layer {options.massive_layer} is out of range: the model has {n_layers} blocks "
+            f"(0..{n_layers - 1})"
+        )
     if options.swap_token != SWAP_RANDOM and int(options.swap_token) >= vocab:
         raise MeasureError(
             f"--swap-token {options.swap_token} is outside the model's vocabulary (ids 0..{vocab - 1})"
@@ -260,57 +267,19 @@ class Calibration:
     n_layers: int
     n_heads: int
     n_kv_heads: int
-    tables: list[torch.Tensor]  # per block: (T, D) mean |h| over the batch
-    first: list[torch.Tensor]  # per block: (D,) mean signed h_1
+    massive: MassiveTable  # the first token's dims at every block's output
 
 
 def calibrate(runner: ModelRunner, batch: torch.Tensor, eps: float) -> Calibration:
     """One unablated forward of the first batch: alpha_1 per head, head counts and block outputs."""
-    blocks, lead = runner.blocks, runner.lead
-    tables: list[torch.Tensor] = []
-    first: list[torch.Tensor] = []
-
-    def hook(module: nn.Module, args: Any, output: Any) -> None:
-        hidden = (output[0] if isinstance(output, (tuple, list)) else output).detach().float()[:, lead:]
-        tables.append(hidden.abs().mean(dim=0).cpu())
-        first.append(hidden[:, 0].mean(dim=0).cpu())
-
-    handles = [b.register_forward_hook(hook) for b in blocks] if blocks is not None else []
     counts = SinkCounts(eps=[eps], positions=1)
+    dims = MassiveObserver()
     probe = _ShapeProbe()
-    try:
-        observe(runner, batch, counts, len(batch), probe if runner.can_edit else None)
-    finally:
-        for h in handles:
-            h.remove()
+    observe(runner, batch, Observers((counts, dims)), len(batch), probe if runner.can_edit else None)
     alpha = torch.from_numpy(counts.mean_alpha()[..., 0])
     n_layers, n_heads = alpha.shape
     n_kv = probe.heads[0][1] if probe.heads else n_heads
-    return Calibration(alpha, n_layers, n_heads, n_kv, tables, first)
-
-
-def find_massive(cal: Calibration, threshold: float) -> Massive:
-    """The first block whose output has first-token dims with mean |h_1[d]| > threshold x median |h|."""
-    largest = (0, 0, 0.0)
-    for layer, table in enumerate(cal.tables):
-        median = float(table.median())
-        ratio = table[0] / max(median, 1e-12)
-        top = int(ratio.argmax())
-        if float(ratio[top]) > largest[2]:
-            largest = (layer, top, float(ratio[top]))
-        dims = torch.nonzero(ratio > threshold).flatten()
-        if len(dims):
-            order = dims[ratio[dims].argsort(descending=True)]
-            return Massive(
-                layer=layer,
-                dims=order.tolist(),
-                ratios=ratio[order].tolist(),
-                values=cal.first[layer][order].tolist(),
-                median=median,
-                threshold=threshold,
-                largest=largest,
-            )
-    return Massive(None, [], [], [], None, threshold, largest)
+    return Calibration(alpha, n_layers, n_heads, n_kv, dims.table)
 
 
 # ---- the run -------------------------------------------------------------------------------------------
@@ -332,7 +301,7 @@ def plan(
 
     def massive() -> Massive:
         if not found:
-            found.append(find_massive(cal, options.massive_threshold))
+            found.append(find_massive(cal.massive, options.massive_threshold, options.massive_layer))
         return found[0]
 
     ctx = AblationContext(

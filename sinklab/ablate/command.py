@@ -29,7 +29,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="ablations to run (default: all): " + ", ".join(ABLATION_NAMES),
     )
-    integers = {"positions": _int, "layers": _int, "window": _int, "sink_tokens": _int, "seed": _int}
+    integers = {
+        "positions": _int,
+        "layers": _int,
+        "window": _int,
+        "sink_tokens": _int,
+        "seed": _int,
+        "massive_layer": _int,
+    }
     kinds = {**integers, "heads": _int_or(HEADS_SINK), "swap_token": _int_or(SWAP_RANDOM)}
     add_config_arguments(parser, AblationOptions, types_=kinds)
     parser.add_argument("--no-plots", action="store_true", help="skip the figures (report.html has none)")

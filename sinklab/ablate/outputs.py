@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sinklab.io import atomic_write_files, atomic_write_json, csv_text
+from sinklab.measure.massive import massive_line
 from sinklab.plots import ablation_deltas, png_bytes, png_data_uri, window_losses
 from sinklab.reports import render
 
@@ -144,12 +145,14 @@ def summary(result: Any) -> str:
         if r.sink_percent_window:
             sink += f" (window-normalised α: {r.sink_percent_window[eps][0]:.2f}%)"
         lines.append(f"{r.label.ljust(width)}  {r.loss:8.4f}  {r.perplexity:9.3f}  {delta:<30}  {sink}")
-    if result.massive and result.massive.get("layer") is not None:
+    if result.massive:
         m = result.massive
-        lines.append(
-            f"massive dims of the first token: {m['dims']} at block {m['layer']} (from 0), "
-            f"{', '.join(f'{x:.0f}x' for x in m['ratios'][:4])} the median |h|"
-        )
+        lines.append(f"massive activation: {massive_line(m)}")
+        if m.get("layer") is not None:
+            lines.append(
+                f"massive-* rows act on dims {m['dims']} at block {m['layer']} (from 0), "
+                f"{', '.join(f'{x:.0f}x' for x in m['ratios'][:4])} the median |h| there"
+            )
     if result.streaming_llm:
         s = result.streaming_llm
         lines.append(f"StreamingLLM effect: {s['verdict']} ({s['why']})")

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from sinklab.measure.massive import DEFAULT_MASSIVE_THRESHOLD, find_massive
 from sinklab.measure.metrics import summarize_alpha
 from sinklab.measure.record import RecordResult
 
@@ -68,6 +69,8 @@ def analyses(result: RecordResult) -> dict[str, Any]:
         out["hidden_norm"] = result.hidden_norm
         out["massive_activation_ratio"] = first_to_mean(result.hidden_norm)  # the paper's: mean
         out["massive_activation_ratio_median"] = first_to_median(result.hidden_norm)
+    if result.massive is not None:  # the first token's dims, by the finder `ablate` uses too
+        out["massive"] = find_massive(result.massive, DEFAULT_MASSIVE_THRESHOLD).to_dict()
     for name in ("key_norm", "value_norm", "query_norm"):
         table = getattr(result, name)
         if table is not None:

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from sinklab.io import atomic_write_files, atomic_write_json, csv_text
+from sinklab.measure.massive import massive_line
 from sinklab.plots import alpha_heatmap, attention_map, norm_panels, png_bytes, sink_by_position
 
 PLOT_POSITIONS = 16
@@ -94,13 +95,16 @@ def summary(result: Any) -> str:
             f"strongest first-token head: layer {sh['layer']} head {sh['head']} (α_1 = {sh['alpha_1']:.3f}; "
             "layers and heads count from 0)"
         )
+    massive = result.analyses.get("massive")
+    if massive:
+        lines.append("massive activation: " + massive_line(massive))
     ratio = result.analyses.get("massive_activation_ratio")
     if ratio:
         finite = [(r, i) for i, r in enumerate(ratio) if r is not None]
         if finite:
             r, i = max(finite)
             lines.append(
-                f"massive activation: ||h_1|| / mean ||h_t|| peaks at {r:.1f}x "
+                f"first-token norm: ||h_1|| / mean ||h_t|| peaks at {r:.1f}x "
                 f"(hidden state {i}: after {i} blocks, 0 = embeddings)"
             )
     if result.slot:

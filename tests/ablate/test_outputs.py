@@ -84,6 +84,10 @@ def test_listing_and_command_names_match_the_registry() -> None:
     command.add_arguments(parser)
     defaults = parser.parse_args(["--model", "m", "--out", "o"])
     assert defaults.massive_threshold == DEFAULT_MASSIVE_THRESHOLD
+    from sinklab.measure import massive
+
+    assert massive.DEFAULT_MASSIVE_THRESHOLD == DEFAULT_MASSIVE_THRESHOLD  # measure's and ablate's bar
+    assert parser.parse_args(["--model", "m", "--out", "o", "--massive-layer", "2"]).massive_layer == 2
     assert tuple(defaults.sink_tokens) == DEFAULT_SINK_TOKENS
     text = listing_text()
     assert "ablations (sinklab ablate):" in text
