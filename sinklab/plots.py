@@ -86,10 +86,14 @@ def _log_axis_numbers(ax: Axes) -> None:
 
 # ---- one measurement: α, Sink_k, attention maps, norms -----------------------------------------------------
 def alpha_heatmap(
-    alpha_lh: np.ndarray, title: str = r"first-token importance $\alpha_1$", annotate: bool = False
+    alpha_lh: np.ndarray,
+    title: str = r"first-token importance $\alpha_1$",
+    annotate: bool = False,
+    marks: dict[int, str] | None = None,
 ) -> Figure:
     """α (one position) by layer x head, on the one colour scale 0-1 that models compared side by side share;
-    `annotate` writes each cell's value in it (for a few layers and heads)."""
+    `annotate` writes each cell's value in it (for a few layers and heads); `marks` labels layers (a
+    windowed layer's "w=512") at the right of their row."""
     alpha_lh = np.asarray(alpha_lh, dtype=float)  # (L, H)
     rows, cols = alpha_lh.shape
     fig = figure((max(4.0, cols * 0.45 + 2), max(3.0, rows * 0.4 + 1.5)))
@@ -102,7 +106,21 @@ def alpha_heatmap(
             ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7, color=colour)
     ax.set(xlabel="head (from 0)", ylabel="layer (from 0)", title=title)
     _integer_ticks(ax)
-    fig.colorbar(im, ax=ax)
+    if marks:
+        for layer, text in marks.items():
+            ax.annotate(
+                text,
+                (1.0, layer),
+                xycoords=("axes fraction", "data"),
+                xytext=(3, 0),
+                textcoords="offset points",
+                va="center",
+                ha="left",
+                fontsize=7,
+                color="crimson",
+            )
+        ax.text(1.0, 1.01, "windowed", transform=ax.transAxes, fontsize=7, color="crimson", ha="left")
+    fig.colorbar(im, ax=ax, pad=0.12 if marks else 0.05)
     return fig
 
 

@@ -30,6 +30,7 @@ from sinklab.measure.observers import MAP_SAMPLES, HeadMapRecord
 from sinklab.measure.opening import Opened, open_measurement
 from sinklab.measure.outputs import write_outputs
 from sinklab.measure.record import AttentionRecord
+from sinklab.measure.windows import layer_windows, window_fields
 from sinklab.observe import QUERY_BLOCK, Observers, observe
 
 
@@ -57,6 +58,8 @@ class MeasureResult:
     strongest_head: dict[str, Any] | None = None  # layer, head, alpha_1 (0-based layer/head)
     raw: dict[str, Any] | None = None  # metric on raw weights, for kernels whose rows need not sum to 1
     slot: dict[str, Any] | None = None  # mass of a sink slot / sink logit (gpt-oss `sinks`)
+    # per-layer sliding / chunked windows and the window-normalised Sink_k (sinklab.measure.windows)
+    window: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
     out: str | None = None
     written: list[str] = field(default_factory=list)  # files written to `out`
@@ -126,6 +129,7 @@ def _measure(opened: Opened, source: str, cfg: MeasureConfig, analyses: bool) ->
     alpha_first = result.alpha[..., 0].mean(axis=0)  # (L, H)
     layer, head = (int(i) for i in np.unravel_index(int(np.argmax(alpha_first)), alpha_first.shape))
     dtype, device = opened.dtype_device
+    windows = layer_windows(getattr(runner.model, "config", None), result.alpha.shape[1])
     document = metrics_document(
         result,
         cfg.eps_list,
@@ -145,6 +149,7 @@ def _measure(opened: Opened, source: str, cfg: MeasureConfig, analyses: bool) ->
             "map_samples": int(min(MAP_SAMPLES, ids.shape[0])),
         },
         notes=opened.notes + opened.inputs.notes,
+        window=window_fields(result.alpha, windows, cfg.eps_list),
     )
     document.pop("schema")
     return MeasureResult(**document, head_map=maps.mean_map(layer, head))

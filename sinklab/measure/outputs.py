@@ -9,6 +9,7 @@ import numpy as np
 
 from sinklab.io import atomic_write_files, atomic_write_json, csv_text
 from sinklab.measure.massive import massive_line
+from sinklab.measure.windows import window_line
 from sinklab.plots import alpha_heatmap, attention_map, norm_panels, png_bytes, sink_by_position
 
 PLOT_POSITIONS = 16
@@ -60,7 +61,9 @@ def head_map_title(result: Any, name: str = "") -> str:
 
 def _plots(result: Any) -> list[tuple[str, bytes]]:
     """(file name, PNG bytes) of each plot; layers and heads count from 0, positions from 1."""
-    figures = [("alpha_first_heatmap.png", alpha_heatmap(np.asarray(result.alpha)[:, :, 0]))]
+    window = getattr(result, "window", None)
+    marks = {i: f"w={window['layers'][i]}" for i in window["windowed_layers"]} if window else None
+    figures = [("alpha_first_heatmap.png", alpha_heatmap(np.asarray(result.alpha)[:, :, 0], marks=marks))]
     n = min(PLOT_POSITIONS, result.length)
     by_eps = {e: values[:n] for e, values in result.sink_percent_by_eps.items()}
     figures.append(("sink_positions.png", sink_by_position(by_eps)))
@@ -89,6 +92,8 @@ def summary(result: Any) -> str:
         top = ", ".join(f"Sink_{k + 1}={values[k]:.2f}%" for k in range(min(4, len(values))))
         lines.append(f"ε = {e}: {top}   (% of heads with α_k > ε at position k, from 1)")
     lines.append(f"mean α_1 over layers and heads: {result.mean_first_alpha:.4f}")
+    if getattr(result, "window", None):
+        lines.append(window_line(result.window, result.sink_percent[0], result.epsilon))
     if result.strongest_head:
         sh = result.strongest_head
         lines.append(
