@@ -401,7 +401,8 @@ def _delta_colour(row: Any) -> str:
 
 def ablation_deltas(rows: Sequence[Any], title: str) -> Figure:
     """Horizontal bars: mean change of loss per ablation row (`.label`, `.status`, `.delta` with mean, low,
-    high) with its 95 % interval; skipped rows named."""
+    high) with its 95 % interval, and where the sink went (`.sink_top`: the largest Sink_k); skipped rows
+    named."""
     fig = figure((9, 0.45 * len(rows) + 1.6))
     ax = fig.subplots()
     y = np.arange(len(rows))[::-1]
@@ -429,6 +430,9 @@ def ablation_deltas(rows: Sequence[Any], title: str) -> Figure:
             text = f"{d.mean:+.3g} [{d.low:+.3g}, {d.high:+.3g}]"
         else:
             text = f"{d.mean:+.3g} (one sample: no interval)" if d is not None else ""
+        top = getattr(r, "sink_top", None)
+        if r.status == "ok" and top:  # where the sink went: the largest Sink_k after the ablation
+            text += f"   sink: Sink_{top['k']} {top['percent']:.0f}%"
         ax.annotate(
             text, (1.02, yi), xycoords=("axes fraction", "data"), va="center", fontsize=8, color="#333"
         )

@@ -47,13 +47,24 @@ from sinklab.observe import BACKEND_SINKLAB, ModelRunner, Observers, observe
 
 SCHEMA = 1
 BASELINE = "none"
-SINK_POSITIONS = 4  # Sink_k is reported for k = 1..4 (and up to the largest --positions)
+# Sink_k is reported for k = 1..4, and up to 4 past the largest --positions: a masked sink that moves to
+# the next token is seen (`sink_top`).
+SINK_POSITIONS = 4
 # The StreamingLLM reading (docs/ablate.md): the window "breaks" the model when its loss beyond the window
 # rises by more than BREAK_NATS (1 % perplexity) with an interval above zero; kept sinks "restore" it when
 # they win back at least RESTORE_SHARE of that rise. At CPU scale the rise is hundredths of a nat (the
 # demo model: +0.067), not StreamingLLM's exploding perplexity, so the bar is low and the numbers are shown.
 BREAK_NATS = 0.01
 RESTORE_SHARE = 0.75
+
+
+def sink_top(sink_percent: dict[str, list[float]]) -> dict[str, Any] | None:
+    """The largest Sink_k (k from 1) at the headline (first) eps: where the sink went after an ablation."""
+    if not sink_percent:
+        return None
+    eps, values = next(iter(sink_percent.items()))
+    k = max(range(len(values)), key=lambda i: (values[i], -i))  # the first of equal values
+    return {"k": k + 1, "percent": float(values[k]), "eps": float(eps)}
 
 
 @dataclass
@@ -69,6 +80,8 @@ class AblationRow:
     delta: Interval | None = None  # per-sample loss minus the unablated loss, mean and 95 % interval
     sink_percent: dict[str, list[float]] = field(default_factory=dict)  # {eps: [Sink_1..Sink_K]}
     sink_percent_window: dict[str, list[float]] | None = None  # window-normalised alpha (window only)
+    # where the sink is after the ablation: the largest Sink_k at the headline eps, {"k", "percent", "eps"}
+    sink_top: dict[str, Any] | None = None
     sink_1_by_layer: list[float] = field(default_factory=list)
     loss_by_position: list[float] = field(default_factory=list)  # entry p-1: loss of token p+1, p = 1..T-1
     loss_by_position_ci: list[list[float | None]] = field(default_factory=list)  # [low, high]
@@ -364,7 +377,10 @@ def run_passes(
     is paired with its unablated loss (kept per token: 8 bytes x samples x T)."""
     length = ids.shape[1]
     positions = min(
-        length, max([SINK_POSITIONS, *[max(iv.params.get("positions", [1])) for iv in interventions]])
+        length,
+        max(
+            [SINK_POSITIONS, *[max(iv.params.get("positions", [0])) + SINK_POSITIONS for iv in interventions]]
+        ),
     )
     base_losses: list[torch.Tensor] = []
 
@@ -398,7 +414,8 @@ def _row(p: _Pass, name: str, description: str) -> AblationRow:
         loss=loss.mean_loss,
         perplexity=math.exp(min(loss.mean_loss, 700.0)),
         delta=loss.delta_interval() if iv is not None else None,
-        sink_percent=p.sinks.sink_percent(),
+        sink_percent=(sinks := p.sinks.sink_percent()),
+        sink_top=sink_top(sinks),
         sink_percent_window=p.sinks.sink_percent(window=True) if p.sinks.window is not None else None,
         sink_1_by_layer=p.sinks.sink_1_by_layer(),
         loss_by_position=[i.mean for i in by_pos],

@@ -22,6 +22,12 @@ def _fmt(value: float | None, digits: int = 4) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
 
+def top_text(row: Any) -> str:
+    """Where the sink is: "Sink_2=74.00%" (the largest Sink_k at the headline ε), or "" if none."""
+    top = getattr(row, "sink_top", None)
+    return f"Sink_{top['k']}={top['percent']:.2f}%" if top else ""
+
+
 def table_rows(result: Any) -> list[list[Any]]:
     eps = f"{result.epsilon:g}"
     header = [
@@ -37,6 +43,8 @@ def table_rows(result: Any) -> list[list[Any]]:
         "samples",
         f"sink_1_eps_{eps}",
         f"sink_1_window_eps_{eps}",
+        "largest_sink_k",
+        f"largest_sink_percent_eps_{eps}",
         "focus_positions",
         "focus_delta",
         "focus_ci_low",
@@ -61,6 +69,8 @@ def table_rows(result: Any) -> list[list[Any]]:
                 d.n if d else (result.samples if r.status == "ok" else ""),
                 _fmt(r.sink_percent[eps][0], 2) if r.sink_percent else "",
                 _fmt(r.sink_percent_window[eps][0], 2) if r.sink_percent_window else "",
+                r.sink_top["k"] if r.sink_top else "",
+                _fmt(r.sink_top["percent"], 2) if r.sink_top else "",
                 f"{f['positions'][0]}-{f['positions'][1]}" if f else "",
                 _fmt(f["delta"]["mean"], 5) if f else "",
                 _fmt(f["delta"]["ci_low"], 5) if f else "",
@@ -130,7 +140,10 @@ def summary(result: Any) -> str:
         f"length: {result.length}   loss over tokens 2..{result.length}",
     ]
     width = max(len(r.label) for r in [result.baseline, *result.rows])
-    lines.append(f"{'ablation'.ljust(width)}  {'loss':>8}  {'ppl':>9}  {'Δ loss [95% interval]':<30}  Sink_1")
+    lines.append(
+        f"{'ablation'.ljust(width)}  {'loss':>8}  {'ppl':>9}  {'Δ loss [95% interval]':<30}  Sink_1   "
+        "largest Sink_k"
+    )
     for r in [result.baseline, *result.rows]:
         if r.status != "ok":
             lines.append(f"{r.label.ljust(width)}  skipped: {r.skipped}")
@@ -141,7 +154,7 @@ def summary(result: Any) -> str:
             if d is None
             else f"{d.mean:+.4f}" + (f" [{d.low:+.4f}, {d.high:+.4f}]" if d.low is not None else "")
         )
-        sink = f"{r.sink_percent[eps][0]:6.2f}%"
+        sink = f"{r.sink_percent[eps][0]:6.2f}%  {top_text(r)}"
         if r.sink_percent_window:
             sink += f" (window-normalised α: {r.sink_percent_window[eps][0]:.2f}%)"
         lines.append(f"{r.label.ljust(width)}  {r.loss:8.4f}  {r.perplexity:9.3f}  {delta:<30}  {sink}")
@@ -156,7 +169,10 @@ def summary(result: Any) -> str:
     if result.streaming_llm:
         s = result.streaming_llm
         lines.append(f"StreamingLLM effect: {s['verdict']} ({s['why']})")
-    lines.append(f"Sink_1 at ε = {eps}, in % of (sample, layer, head); layers and heads count from 0")
+    lines.append(
+        f"Sink_1 at ε = {eps}, in % of (sample, layer, head); largest Sink_k: where the sink is after the "
+        "ablation (k from 1); layers and heads count from 0"
+    )
     lines += [f"note: {n}" for n in result.notes]
     if result.out:
         lines.append(f"wrote ablations.json, CSV tables, figures and report.html to {result.out}")

@@ -42,7 +42,9 @@ def test_cli_writes_json_csv_figures_and_html(
     ]
     row = data["ablations"][0]
     assert set(row["delta"]) == {"mean", "ci_low", "ci_high", "sd", "n"} and row["delta"]["n"] == 3
-    assert len(row["loss_by_position"]) == 11 and len(row["sink_percent"]["0.3"]) == 4
+    assert (
+        len(row["loss_by_position"]) == 11 and len(row["sink_percent"]["0.3"]) == 5
+    )  # k = 1..4, on to 4 past position 1
     assert data["baseline"]["label"] == "none" and data["baseline"]["delta"] is None
     assert data["streaming_llm"]["window"] == 3 and data["massive"]["layer"] is not None
     table = list(csv.DictReader((out / "ablations.csv").open()))
