@@ -37,9 +37,10 @@ from sinklab.ablate.outputs import write_outputs
 from sinklab.ablate.stats import Interval, LossStats, SinkCounts, token_losses
 from sinklab.errors import SinklabError
 from sinklab.measure.analysis import jsonable
+from sinklab.measure.caller import check_keywords, preserved, python_names, token_ids
 from sinklab.measure.checks import MeasureError, check_count, into_out, is_int
 from sinklab.measure.config import MeasureConfig, make_config
-from sinklab.measure.inputs import check_spec
+from sinklab.measure.inputs import check_spec, source_label
 from sinklab.measure.massive import Massive, MassiveObserver, MassiveTable, find_massive
 from sinklab.measure.opening import Opened, open_measurement
 from sinklab.model.edits import AttentionEdit
@@ -98,7 +99,7 @@ class AblationRow:
         return d
 
 
-@dataclass
+@dataclass(repr=False)
 class AblateResult:
     """Everything ablations.json holds, plus where it was written."""
 
@@ -127,7 +128,85 @@ class AblateResult:
         for r in [self.baseline, *self.rows]:
             if r.label == label:
                 return r
-        raise KeyError(f"no row {label!r}; rows: {', '.join(r.label for r in self.rows)}")
+        from sinklab.measure.caller import did_you_mean
+
+        labels = [r.label for r in [self.baseline, *self.rows]]
+        raise KeyError(f"no row {label!r}{did_you_mean(label, labels)}; rows: {', '.join(labels)}")
+
+    # ---- for a notebook ------------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        eps = f"{self.epsilon:g}"
+        parts = []
+        for r in self.rows:
+            if r.status != "ok" or r.delta is None:
+                parts.append(f"{r.label}: skipped")
+                continue
+            moved = f", sink at k={r.sink_top['k']}" if r.sink_top and r.sink_top["k"] != 1 else ""
+            parts.append(f"{r.label}: Δ{r.delta.mean:+.4f} Sink_1={r.sink_percent[eps][0]:.1f}%{moved}")
+        return (
+            f"AblateResult({self.model!r}, T={self.length}, n={self.samples}, loss={self.baseline.loss:.4f}; "
+            + "; ".join(parts)
+            + ")"
+        )
+
+    def _repr_html_(self) -> str:
+        import html
+
+        from sinklab.ablate.outputs import summary
+
+        lines = "".join(f"<li>{html.escape(x)}</li>" for x in summary(self).splitlines()[3:])
+        table = summary(self).splitlines()[2 : 3 + len(self.rows) + 1]
+        return (
+            f"<div><b>sinklab ablate</b>: {html.escape(self.model)} (T = {self.length}, n = {self.samples})"
+            f"<pre style='margin:2px 0'>{html.escape(chr(10).join(table))}</pre><ul>{lines}</ul></div>"
+        )
+
+    def table(self) -> dict[str, Any]:
+        """One entry per row (the unablated one first) as numpy arrays: label, loss, delta and its interval,
+        Sink_1 and the largest Sink_k with its k."""
+        import numpy as np
+
+        rows = [self.baseline, *self.rows]
+        eps = f"{self.epsilon:g}"
+
+        def num(get: Callable[[AblationRow], Any]) -> Any:
+            return np.array([float(v) if (v := get(r)) is not None else np.nan for r in rows])
+
+        return {
+            "label": np.array([r.label for r in rows]),
+            "status": np.array([r.status for r in rows]),
+            "loss": num(lambda r: r.loss),
+            "delta": num(lambda r: r.delta.mean if r.delta else (0.0 if r.status == "ok" else None)),
+            "delta_low": num(lambda r: r.delta.low if r.delta else None),
+            "delta_high": num(lambda r: r.delta.high if r.delta else None),
+            f"sink_1_eps_{eps}": num(lambda r: r.sink_percent[eps][0] if r.sink_percent else None),
+            "largest_sink_k": num(lambda r: r.sink_top["k"] if r.sink_top else None),
+            "largest_sink_percent": num(lambda r: r.sink_top["percent"] if r.sink_top else None),
+        }
+
+    def to_dataframe(self) -> Any:
+        """`table()` as a pandas DataFrame indexed by row label (pandas is optional)."""
+        columns = self.table()
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError(
+                "to_dataframe needs pandas (pip install pandas); result.table() gives the same columns as "
+                "numpy arrays"
+            ) from None
+        return pd.DataFrame(columns).set_index("label")
+
+    def figures(self) -> dict[str, Any]:
+        """The figures `sinklab ablate --out` writes, as matplotlib Figures by file name."""
+        from sinklab.ablate.outputs import figures
+
+        return figures(self)
+
+    def plot(self) -> Any:
+        """The Δ-loss figure (one bar per ablation, where the sink went beside each)."""
+        from sinklab.ablate.outputs import BAR_FIGURE
+
+        return self.figures()[BAR_FIGURE]
 
     def to_dict(self) -> dict[str, Any]:
         d = {
@@ -490,7 +569,7 @@ def streaming_verdict(rows: list[AblationRow]) -> dict[str, Any] | None:
 # ---- the entry point -----------------------------------------------------------------------------------
 def ablate(
     model: str | nn.Module,
-    source: str = "random",
+    source: Any = "random",
     ablations: Sequence[str] | None = None,
     config: MeasureConfig | None = None,
     options: AblationOptions | None = None,
@@ -499,18 +578,42 @@ def ablate(
     plots: bool = True,
     **fields: Any,
 ) -> AblateResult:
-    """Run the chosen ablations (default: all) of `model` on `source` (an --input SPEC) and compare each
-    with the unablated model on the same tokens; see docs/ablate.md. `config` is `sinklab measure`'s
-    (MeasureConfig), `options` the ablation options (AblationOptions); keyword `fields` of either (length=,
-    samples=, positions=, window=, ...) go on top. Every option is checked before the model loads."""
+    """Run the chosen ablations (default: all) of `model` on `source` (an input SPEC string, or token ids: a
+    tensor, array or list) and compare each with the unablated model on the same tokens; see
+    docs/ablate.md. `config` is `sinklab measure`'s (MeasureConfig), `options` the ablation options
+    (AblationOptions); keyword `fields` of either (length=, samples=, positions=, window=, massive_layer=,
+    ...) go on top. Every option is checked before the model loads; a model object comes back as it came;
+    errors name these arguments, not the CLI's flags."""
+    own = {f.name for f in dataclass_fields(AblationOptions)}
+    check_keywords("ablate_model", fields, own | {f.name for f in dataclass_fields(MeasureConfig)})
+    with python_names():
+        ids = token_ids(source)
+        if ids is not None and config is None:
+            fields = {"length": int(ids.shape[1]), "samples": int(ids.shape[0]), **fields}
+        return ablate_command(model, source, ablations, config, options, out=out, plots=plots, **fields)
+
+
+def ablate_command(
+    model: str | nn.Module,
+    source: Any = "random",
+    ablations: Sequence[str] | None = None,
+    config: MeasureConfig | None = None,
+    options: AblationOptions | None = None,
+    *,
+    out: str | Path | None = None,
+    plots: bool = True,
+    **fields: Any,
+) -> AblateResult:
+    """`ablate` as the command line runs it (errors name the flags)."""
     names = check_ablations(ablations)
     own = {f.name for f in dataclass_fields(AblationOptions)}
     options = replace(options or AblationOptions(), **{k: v for k, v in fields.items() if k in own})
     cfg = make_config(config, {k: v for k, v in fields.items() if k not in own})
     options = check_options(names, options, cfg.length)
     check_spec(source)
-    with into_out(out) as folder:
-        result = _ablate(open_measurement(model, source, cfg, "ablate"), source, names, options, cfg)
+    with into_out(out) as folder, preserved(model):
+        opened = open_measurement(model, source, cfg, "ablate")
+        result = _ablate(opened, source_label(source), names, options, cfg)
         if folder is not None:
             result.written = [str(p) for p in write_outputs(result, folder, plots=plots)]
             result.out = str(out)

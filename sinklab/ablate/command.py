@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     quiet_transformers()
-    from sinklab.ablate.api import ablate
+    from sinklab.ablate.api import ablate_command
     from sinklab.ablate.outputs import summary
     from sinklab.measure.checks import MeasureError
 
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
             raise MeasureError(f"--heads takes head numbers or {HEADS_SINK!r}, not both")
         args.heads = HEADS_SINK
     options = config_from_args(args, AblationOptions)
-    result = ablate(
+    result = ablate_command(
         args.model,
         args.source,
         args.ablations,

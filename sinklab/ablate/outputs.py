@@ -94,26 +94,31 @@ def write_outputs(result: Any, out: Path, plots: bool = True) -> list[Path]:
         ("ablations.csv", csv_text(table_rows(result))),
         ("loss_by_position.csv", csv_text(position_rows(result))),
     ]
-    figures: dict[str, bytes] = {}
+    images: dict[str, bytes] = {}
     if plots:
-        title = (
-            f"{_short(result.model)}: unablated loss {result.baseline.loss:.3f}, {result.samples} samples of "
-            f"{result.length} tokens"
-        )
-        figures[BAR_FIGURE] = png_bytes(ablation_deltas(result.rows, title))
-        windowed = [r for r in result.rows if r.ablation in ("window", "window+sinks") and r.status == "ok"]
-        if windowed:
-            window = windowed[0].params["window"]
-            figures[WINDOW_FIGURE] = png_bytes(window_losses(result.baseline, windowed, window))
-        files += list(figures.items())
-    files.append(("report.html", report_html(result, figures)))
+        images = {name: png_bytes(fig) for name, fig in figures(result).items()}
+        files += list(images.items())
+    files.append(("report.html", report_html(result, images)))
     written = atomic_write_files(out, files)
     written.append(atomic_write_json(out / "ablations.json", result.to_dict()))
     return written
 
 
-def _short(name: str) -> str:
-    return name if len(name) <= 48 else "…" + name[-47:]
+def figures(result: Any) -> dict[str, Any]:
+    """{file name: matplotlib Figure}: the Δ-loss bars, and the loss by position of the window rows; titled
+    with the model's name (never a path), T, n and ε."""
+    from sinklab.measure.outputs import model_label
+
+    title = (
+        f"{model_label(result.model)}: unablated loss {result.baseline.loss:.3f}  ·  T = {result.length}, "
+        f"n = {result.samples}, ε = {result.epsilon:g}"
+    )
+    made = {BAR_FIGURE: ablation_deltas(result.rows, title)}
+    windowed = [r for r in result.rows if r.ablation in ("window", "window+sinks") and r.status == "ok"]
+    if windowed:
+        window = windowed[0].params["window"]
+        made[WINDOW_FIGURE] = window_losses(result.baseline, windowed, window)
+    return made
 
 
 # ---- the HTML page -------------------------------------------------------------------------------------

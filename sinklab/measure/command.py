@@ -54,11 +54,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     quiet_transformers()
-    from sinklab.measure.api import measure
+    from sinklab.measure.api import measure_command
     from sinklab.measure.outputs import summary
 
     config = measure_config(args)
-    result = measure(
+    result = measure_command(
         args.model, args.source, config, out=args.out, analyses=not args.no_analyses, plots=not args.no_plots
     )
     print(summary(result))

@@ -52,7 +52,13 @@ def _spec_error(spec: str, why: str) -> MeasureError:
 def check_spec(spec: str) -> None:
     """What can be checked of SPEC without the model: its form, numbers and that its file exists.
 
-    Run before the model loads, so a typo costs nothing; the file's lines are checked as they are read."""
+    Run before the model loads, so a typo costs nothing; the file's lines are checked as they are read.
+    From Python SPEC may also be token ids (a tensor, array or list): their shape and values are checked."""
+    if not isinstance(spec, str):
+        from sinklab.measure.caller import token_ids
+
+        token_ids(spec)
+        return
     kind, _, rest = spec.partition(":")
     if kind == "random":
         if rest:
@@ -206,6 +212,8 @@ def load_inputs(
     if bos not in BOS_MODES:
         raise MeasureError(f"unknown --bos {bos!r}; accepted: {', '.join(BOS_MODES)}")
     check_size(length, samples)
+    if not isinstance(spec, str):  # token ids from Python (sinklab.measure.caller.token_ids)
+        return _given_ids(spec, length, samples, vocab_size)
     check_spec(spec)
     kind, _, rest = spec.partition(":")
     rows: list[list[int]] = []
@@ -273,6 +281,35 @@ def load_inputs(
             f"has {vocab_size} rows (ids 0..{vocab_size - 1}): does --tokenizer belong to this model?"
         )
     return Inputs(ids=ids_t, skipped=skipped, requested=samples, notes=notes)
+
+
+def source_label(spec: Any) -> str:
+    """metrics.json's `input`: the SPEC, or "token ids (S, T)" for ids given from Python."""
+    if isinstance(spec, str):
+        return spec
+    from sinklab.measure.caller import token_ids
+
+    return f"token ids {tuple(token_ids(spec).shape)} from Python"
+
+
+def _given_ids(spec: Any, length: int, samples: int, vocab_size: int | None) -> Inputs:
+    """Token ids from Python, used as given (no BOS added): the first `samples` rows, the first `length`
+    tokens of each."""
+    from sinklab.measure.caller import token_ids
+
+    ids = token_ids(spec)
+    n, t = ids.shape
+    if t < length:
+        raise MeasureError(
+            f"--length {length} is longer than the token ids given ({n} x {t}): use --length {t} or less"
+        )
+    if vocab_size is not None and int(ids.max()) >= vocab_size:
+        raise MeasureError(
+            f"token id {int(ids.max())} is outside the model's vocabulary: its input embedding has "
+            f"{vocab_size} rows (ids 0..{vocab_size - 1})"
+        )
+    notes = [] if n >= samples else [f"only {n} sample(s) given of the {samples} asked for"]
+    return Inputs(ids=ids[:samples, :length].contiguous(), requested=samples, notes=notes)
 
 
 def _no_tokenizer(spec: str) -> MeasureError:

@@ -22,10 +22,12 @@ def write_outputs(result: Any, out: Path, plots: bool = True) -> list[Path]:
     (temporary file + os.replace), metrics.json last: an interrupted write leaves no partial file, and a
     metrics.json always comes with the tables and plots of its own run (or of an earlier complete one)."""
     files: list[tuple[str, str | bytes]] = []
-    eps_keys = list(result.sink_percent_by_eps)
+    document = result.to_dict()  # the JSON form: string ε keys, NaN as null
+    by_eps = document["sink_percent_by_eps"]
+    eps_keys = list(by_eps)
     rows = [["position", *[f"sink_percent_eps_{e}" for e in eps_keys]]]
     for k in range(result.length):
-        rows.append([k + 1, *[result.sink_percent_by_eps[e][k] for e in eps_keys]])
+        rows.append([k + 1, *[by_eps[e][k] for e in eps_keys]])
     files.append(("sink_percent.csv", csv_text(rows)))
     alpha = np.asarray(result.alpha)  # (L, H, T)
     rows = [["layer", "head", *[f"alpha_{k + 1}" for k in range(alpha.shape[2])]]]
@@ -37,7 +39,7 @@ def write_outputs(result: Any, out: Path, plots: bool = True) -> list[Path]:
     files.append(("sink_percent_by_layer.csv", csv_text(rows)))
     rows = [["quantity", "layer", *[f"pos_{k + 1}" for k in range(result.length)]]]
     for name in ("hidden_norm", "key_norm", "value_norm", "query_norm", "cos_first_key", "cos_other_keys"):
-        table = result.analyses.get(name)
+        table = document.get("analyses", {}).get(name)
         if table is not None:
             rows += [[name, l, *row] for l, row in enumerate(table)]
     if len(rows) > 1:
@@ -45,7 +47,7 @@ def write_outputs(result: Any, out: Path, plots: bool = True) -> list[Path]:
     if plots:
         files += _plots(result)
     written = atomic_write_files(out, files)
-    written.append(atomic_write_json(out / "metrics.json", result.to_dict()))
+    written.append(atomic_write_json(out / "metrics.json", document))
     return written
 
 
@@ -59,25 +61,87 @@ def head_map_title(result: Any, name: str = "") -> str:
     )
 
 
+# plot kind (result.plot) -> file name
+FIGURE_KINDS = {
+    "alpha": "alpha_first_heatmap.png",
+    "sink": "sink_positions.png",
+    "map": "strongest_head_map.png",
+    "norms": "norms.png",
+}
+
+
+def model_label(name: str) -> str:
+    """A model's name for titles, never a path: a hub id as it is, a folder by its name (a sinklab run's
+    model/ or checkpoint folder by its run's)."""
+    text = str(name)
+    path = Path(text).expanduser()
+    looks_local = text.startswith(("/", ".", "~")) or path.exists()
+    if not looks_local:
+        return text
+    parts = [p for p in path.parts if p not in ("/", "")]
+    while len(parts) > 1 and (parts[-1] in ("model", "final") or parts[-1].startswith("checkpoint")):
+        parts.pop()
+    return parts[-1] if parts else text
+
+
+def provenance(result: Any) -> str:
+    """The line every figure carries: model name, T, n and ε."""
+    return (
+        f"{model_label(result.model)}  ·  T = {result.length}, n = {result.samples}, ε = {result.epsilon:g}"
+    )
+
+
+def figures(result: Any, only: str | None = None) -> dict[str, Any]:
+    """{file name: matplotlib Figure} of each plot (`only`: just that one); layers and heads count from 0,
+    positions from 1; each titled with the model's name, T, n and ε."""
+    made: dict[str, Any] = {}
+
+    def want(name: str) -> bool:
+        return only is None or name == only
+
+    where = provenance(result)
+    if want("alpha_first_heatmap.png"):
+        window = getattr(result, "window", None)
+        marks = {i: f"w={window['layers'][i]}" for i in window["windowed_layers"]} if window else None
+        title = f"{where}\nfirst-token importance α₁ by layer and head"
+        made["alpha_first_heatmap.png"] = alpha_heatmap(np.asarray(result.alpha)[:, :, 0], title, marks=marks)
+    if want("sink_positions.png"):
+        n = min(PLOT_POSITIONS, result.length)
+        by_eps = {f"{float(e):g}": values[:n] for e, values in result.sink_percent_by_eps.items()}
+        fig = sink_by_position(by_eps)
+        fig.axes[0].set_title(f"{where}\nSink_k by key position", fontsize=9)
+        made["sink_positions.png"] = fig
+    if want("strongest_head_map.png") and result.head_map is not None and result.strongest_head is not None:
+        made["strongest_head_map.png"] = attention_map(
+            np.asarray(result.head_map), head_map_title(result, model_label(result.model))
+        )
+    if want("norms.png"):
+        norms = {
+            name: np.asarray(table, dtype=float)
+            for name in ("hidden_norm", "key_norm", "value_norm")
+            if (table := result.analyses.get(name)) is not None
+        }
+        if norms:
+            fig = norm_panels(norms)
+            fig.suptitle(where, fontsize=9)
+            made["norms.png"] = fig
+    return made
+
+
 def _plots(result: Any) -> list[tuple[str, bytes]]:
-    """(file name, PNG bytes) of each plot; layers and heads count from 0, positions from 1."""
-    window = getattr(result, "window", None)
-    marks = {i: f"w={window['layers'][i]}" for i in window["windowed_layers"]} if window else None
-    figures = [("alpha_first_heatmap.png", alpha_heatmap(np.asarray(result.alpha)[:, :, 0], marks=marks))]
-    n = min(PLOT_POSITIONS, result.length)
-    by_eps = {e: values[:n] for e, values in result.sink_percent_by_eps.items()}
-    figures.append(("sink_positions.png", sink_by_position(by_eps)))
-    if result.head_map is not None and result.strongest_head is not None:
-        head_map = attention_map(np.asarray(result.head_map), head_map_title(result))
-        figures.append(("strongest_head_map.png", head_map))
-    norms = {
-        name: np.asarray(table, dtype=float)
-        for name in ("hidden_norm", "key_norm", "value_norm")
-        if (table := result.analyses.get(name)) is not None
-    }
-    if norms:
-        figures.append(("norms.png", norm_panels(norms)))
-    return [(name, png_bytes(fig)) for name, fig in figures]
+    """(file name, PNG bytes) of each plot."""
+    return [(name, png_bytes(fig)) for name, fig in figures(result).items()]
+
+
+def summary_html(result: Any) -> str:
+    """A short HTML summary for a notebook (MeasureResult._repr_html_): the summary's lines, escaped."""
+    import html
+
+    rows = "".join(f"<li>{html.escape(line)}</li>" for line in summary(result).splitlines()[1:])
+    return (
+        f"<div><b>sinklab measure</b>: {html.escape(model_label(result.model))} "
+        f"(T = {result.length}, n = {result.samples})<ul style='margin:2px 0'>{rows}</ul></div>"
+    )
 
 
 def summary(result: Any) -> str:
@@ -104,8 +168,8 @@ def summary(result: Any) -> str:
     if massive:
         lines.append("massive activation: " + massive_line(massive))
     ratio = result.analyses.get("massive_activation_ratio")
-    if ratio:
-        finite = [(r, i) for i, r in enumerate(ratio) if r is not None]
+    if ratio is not None and len(ratio):
+        finite = [(float(r), i) for i, r in enumerate(ratio) if r is not None and np.isfinite(r)]
         if finite:
             r, i = max(finite)
             lines.append(

@@ -119,7 +119,7 @@ def test_massive_layer_chooses_the_block(precursor) -> None:
     edited, _ = losses(ref, ids)
     remove(handles)
     np.testing.assert_allclose(result.row("massive-zero").loss, float(edited.mean()), atol=1e-4)
-    with pytest.raises(SinklabError, match="massive-layer 9 is out of range"):
+    with pytest.raises(SinklabError, match="massive_layer=9 is out of range"):
         sinklab.ablate_model(
             str(folder), f"ids:{path}", ["massive-zero"], length=T, samples=1, massive_layer=9
         )

@@ -59,7 +59,9 @@ def test_measure_and_train_write_one_schema(tiny_llama: Path, trained: Path, tmp
         str(trained), f"ids:{trained / 'eval_set.jsonl'}", length=16, samples=4, plots=False, batch_size=2
     )
     assert again.sink_percent == pytest.approx(training["sink_percent"], abs=1e-9)
-    torch.testing.assert_close(torch.tensor(again.alpha), torch.tensor(training["alpha"]), atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        torch.tensor(again.alpha), torch.tensor(training["alpha"], dtype=torch.float64), atol=1e-6, rtol=0
+    )
 
 
 def test_the_claims_read_both(tiny_llama: Path, trained: Path, tmp_path: Path) -> None:
