@@ -121,6 +121,7 @@ class AblateResult:
     massive: dict[str, Any] | None = None
     streaming_llm: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    first_token: dict[str, Any] | None = None  # position 1, as metrics.json's `first_token`
     out: str | None = None
     written: list[str] = field(default_factory=list)
 
@@ -221,6 +222,7 @@ class AblateResult:
             "ablations": [r.to_dict() for r in self.rows],
             "massive": self.massive,
             "streaming_llm": self.streaming_llm,
+            "first_token": self.first_token,
             "notes": self.notes,
         }
         return jsonable(d)
@@ -682,4 +684,5 @@ def _ablate(
         massive=massive[0].to_dict() if massive else None,
         streaming_llm=streaming_verdict(rows),
         notes=notes + opened.inputs.notes,
+        first_token=opened.inputs.first_token,
     )

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sinklab.io import atomic_write_files, atomic_write_json, csv_text
+from sinklab.measure.inputs import first_token_line
 from sinklab.measure.massive import massive_line
 from sinklab.plots import ablation_deltas, png_bytes, png_data_uri, window_losses
 from sinklab.reports import render
@@ -144,6 +145,8 @@ def summary(result: Any) -> str:
         f"input: {result.input}   samples: {result.samples} of {result.requested_samples} asked   "
         f"length: {result.length}   loss over tokens 2..{result.length}",
     ]
+    if getattr(result, "first_token", None):
+        lines.append(first_token_line(result.first_token))
     width = max(len(r.label) for r in [result.baseline, *result.rows])
     lines.append(
         f"{'ablation'.ljust(width)}  {'loss':>8}  {'ppl':>9}  {'Δ loss [95% interval]':<30}  Sink_1   "

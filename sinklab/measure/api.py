@@ -112,6 +112,8 @@ class MeasureResult:
     slot: dict[str, Any] | None = None  # mass of a sink slot / sink logit (gpt-oss `sinks`)
     # per-layer sliding / chunked windows and the window-normalised Sink_k (sinklab.measure.windows)
     window: dict[str, Any] | None = None
+    # position 1: id, text, how (added / tokenizer / native / given / random), share, distinct
+    first_token: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
     out: str | None = None
     written: list[str] = field(default_factory=list)  # files written to `out`
@@ -324,6 +326,7 @@ def _measure(opened: Opened, source: str, cfg: MeasureConfig, analyses: bool) ->
         },
         notes=opened.notes + opened.inputs.notes,
         window=window_fields(result.alpha, windows, cfg.eps_list),
+        first_token=opened.inputs.first_token,
     )
     document.pop("schema")
     return MeasureResult(**document, head_map=maps.mean_map(layer, head))

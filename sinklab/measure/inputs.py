@@ -43,6 +43,54 @@ class Inputs:
     skipped: int = 0  # documents shorter than the length
     requested: int = 0
     notes: list[str] = field(default_factory=list)
+    # what position 1 holds: id, text, how it got there, how many samples share it (first_token_report)
+    first_token: dict[str, Any] | None = None
+
+
+def first_token_report(ids: torch.Tensor, tokenizer: Any, how: str) -> dict[str, Any]:
+    """The first position of ids (S, T): its most common id, that id's text, `how` it got there (added by
+    sinklab, by the tokenizer, or the document's own), the share of samples that have it and the number of
+    distinct first ids."""
+    first = ids[:, 0]
+    values, counts = torch.unique(first, return_counts=True)
+    top = int(values[int(counts.argmax())])
+    text = None
+    if tokenizer is not None:
+        try:
+            text = tokenizer.decode([top])
+        except Exception:  # a tokenizer that cannot decode one id: the id alone is reported
+            text = None
+    special = tokenizer is not None and top in set(getattr(tokenizer, "all_special_ids", None) or ())
+    if how == "tokenizer" and not special:
+        how = "native"  # the tokenizer added no special token in front: the document's own first token
+    return {
+        "id": top,
+        "text": text,
+        "how": how,
+        "special": bool(special),
+        "share": float(counts.max()) / len(first),
+        "distinct": len(values),
+    }
+
+
+def first_token_line(first: dict[str, Any]) -> str:
+    """The summary's line about position 1."""
+    how = {
+        "added": "added by sinklab (bos=sequence)",
+        "tokenizer": "added by the tokenizer (bos=auto)",
+        "native": "the document's own first token, nothing added",
+        "given": "as given in the ids",
+        "random": "a random id (random input)",
+    }.get(first["how"], first["how"])
+    text = f" {first['text']!r}" if first.get("text") is not None else ""
+    special = ", a special token" if first.get("special") else ""
+    if first["distinct"] == 1:
+        where = "in every sample"
+    else:
+        where = (
+            f"in {first['share']:.0%} of samples ({first['distinct']} distinct first ids: position 1 differs)"
+        )
+    return f"first token: id {first['id']}{text}{special}, {how}, {where}"
 
 
 def _spec_error(spec: str, why: str) -> MeasureError:
@@ -242,7 +290,9 @@ def load_inputs(
             first = _bos_id(tokenizer, bos_id)
             body = body.clone()
             body[:, 0] = first  # the first of the T positions becomes BOS, the length stays T
-        return Inputs(ids=body.long().contiguous(), requested=samples)
+        how = "added" if bos == "sequence" else ("random" if kind == "random" else "native")
+        body = body.long().contiguous()
+        return Inputs(ids=body, requested=samples, first_token=first_token_report(body, tokenizer, how))
     if kind == "text":
         if tokenizer is None:
             raise _no_tokenizer(spec)
@@ -280,7 +330,15 @@ def load_inputs(
             f"--input {spec!r}: the tokenizer produced id {int(ids_t.max())} but the model's input embedding "
             f"has {vocab_size} rows (ids 0..{vocab_size - 1}): does --tokenizer belong to this model?"
         )
-    return Inputs(ids=ids_t, skipped=skipped, requested=samples, notes=notes)
+    how = {"sequence": "added", "none": "native"}.get(bos, "tokenizer" if kind in ("text", "hf") else "given")
+    first = first_token_report(ids_t, tokenizer, how)
+    if first["distinct"] > 1:
+        text = f" {first['text']!r}" if first.get("text") is not None else ""
+        notes.append(
+            f"position 1 differs across samples: {first['distinct']} distinct first ids; the most common, "
+            f"id {first['id']}{text}, starts {first['share']:.0%} of them"
+        )
+    return Inputs(ids=ids_t, skipped=skipped, requested=samples, notes=notes, first_token=first)
 
 
 def source_label(spec: Any) -> str:
@@ -309,7 +367,10 @@ def _given_ids(spec: Any, length: int, samples: int, vocab_size: int | None) -> 
             f"{vocab_size} rows (ids 0..{vocab_size - 1})"
         )
     notes = [] if n >= samples else [f"only {n} sample(s) given of the {samples} asked for"]
-    return Inputs(ids=ids[:samples, :length].contiguous(), requested=samples, notes=notes)
+    kept = ids[:samples, :length].contiguous()
+    return Inputs(
+        ids=kept, requested=samples, notes=notes, first_token=first_token_report(kept, None, "given")
+    )
 
 
 def _no_tokenizer(spec: str) -> MeasureError:

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from sinklab.io import atomic_write_files, atomic_write_json, csv_text
+from sinklab.measure.inputs import first_token_line
 from sinklab.measure.massive import massive_line
 from sinklab.measure.windows import window_line
 from sinklab.plots import alpha_heatmap, attention_map, norm_panels, png_bytes, sink_by_position
@@ -152,9 +153,11 @@ def summary(result: Any) -> str:
         f"input: {result.input}   samples: {result.samples} of {result.requested_samples} asked   "
         f"length: {result.length}   skipped: {result.skipped}"
     )
+    if getattr(result, "first_token", None):
+        lines.append(first_token_line(result.first_token))
     for e, values in result.sink_percent_by_eps.items():
         top = ", ".join(f"Sink_{k + 1}={values[k]:.2f}%" for k in range(min(4, len(values))))
-        lines.append(f"ε = {e}: {top}   (% of heads with α_k > ε at position k, from 1)")
+        lines.append(f"ε = {float(e):g}: {top}   (% of heads with α_k > ε at position k, from 1)")
     lines.append(f"mean α_1 over layers and heads: {result.mean_first_alpha:.4f}")
     if getattr(result, "window", None):
         lines.append(window_line(result.window, result.sink_percent[0], result.epsilon))
