@@ -30,6 +30,9 @@ class MeasureConfig:
     eps: Sequence[float] = (DEFAULT_EPS,)  # thresholds ε in (0, 1); the first is the headline
     # BOS handling of text inputs: auto (the tokenizer's own special tokens), sequence (BOS first), none
     bos: str = "auto"
+    # join the documents (with the tokenizer's EOS between them) and cut --length-token windows (the paper's
+    # packing); default: one sample per document, shorter ones skipped
+    pack: bool = False
     batch_size: int = 8  # samples per forward pass >= 1
     device: str = "auto"  # auto, cpu, cuda, cuda:N
     # model dtype: float32 (as the paper), bfloat16 or float16 (or a torch.dtype); the metric maths is fp32

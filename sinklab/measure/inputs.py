@@ -117,7 +117,7 @@ def check_spec(spec: str) -> None:
     elif kind in ("text", "ids"):
         if not rest:
             raise _spec_error(spec, "missing FILE")
-        _input_file(Path(rest), kind)
+        _input_file(text_file(rest)[0] if kind == "text" else Path(rest), kind)
     elif kind == "hf":
         parts = rest.split(":")
         if not parts[0] or len(parts) > 4:
@@ -168,7 +168,15 @@ def _json_line(path: Path, n: int, line: str, expected: str) -> Any:
         raise MeasureError(f"{path}:{n}: not valid JSON ({err.msg}); expected {expected} per line") from None
 
 
-def _read_texts(path: Path) -> Iterator[str]:
+def text_file(rest: str) -> tuple[Path, str]:
+    """text:FILE or text:FILE.jsonl:FIELD -> (FILE, the JSON field holding each document: "text" default)."""
+    head, sep, field_ = rest.rpartition(":")
+    if sep and head.endswith(".jsonl") and field_ and "/" not in field_:
+        return Path(head), field_
+    return Path(rest), "text"
+
+
+def _read_texts(path: Path, key: str = "text") -> Iterator[str]:
     if path.suffix != ".jsonl":
         for _, line in _lines(path, "text"):
             yield line
@@ -177,12 +185,13 @@ def _read_texts(path: Path) -> Iterator[str]:
         row = _json_line(path, n, line, TEXT_ROW)
         if not isinstance(row, dict):
             raise MeasureError(f"{path}:{n}: expected an object like {TEXT_ROW}, got a {_json_type(row)}")
-        if "text" not in row:
+        if key not in row:
             keys = ", ".join(row) or "none"
-            raise MeasureError(f'{path}:{n}: no "text" field (keys: {keys}); expected {TEXT_ROW}')
-        if not isinstance(row["text"], str):
-            raise MeasureError(f'{path}:{n}: "text" must be a string, got a {_json_type(row["text"])}')
-        yield row["text"]
+            hint = f"; choose the field with text:{path}:FIELD" if key == "text" else ""
+            raise MeasureError(f'{path}:{n}: no "{key}" field (keys: {keys}){hint}')
+        if not isinstance(row[key], str):
+            raise MeasureError(f'{path}:{n}: "{key}" must be a string, got a {_json_type(row[key])}')
+        yield row[key]
 
 
 def _json_type(value: Any) -> str:
@@ -251,6 +260,7 @@ def load_inputs(
     vocab_size: int | None = None,
     bos_id: int | None = None,
     draw_size: int | None = None,
+    pack: bool = False,
 ) -> Inputs:
     """Token ids (samples, length) for SPEC; fewer samples (with a note) if the source runs short.
 
@@ -264,6 +274,8 @@ def load_inputs(
         return _given_ids(spec, length, samples, vocab_size)
     check_spec(spec)
     kind, _, rest = spec.partition(":")
+    if pack and kind in ("random", "repeat"):
+        raise MeasureError(f"--pack joins documents: it applies to text:, ids: and hf: inputs, not {kind}")
     rows: list[list[int]] = []
     skipped = 0
     notes: list[str] = []
@@ -296,7 +308,8 @@ def load_inputs(
     if kind == "text":
         if tokenizer is None:
             raise _no_tokenizer(spec)
-        sources: Iterator[list[int]] = (_encode(tokenizer, t, bos) for t in _read_texts(Path(rest)))
+        path, key = text_file(rest)
+        sources: Iterator[list[int]] = (_encode(tokenizer, t, bos) for t in _read_texts(path, key))
     elif kind == "hf":
         if tokenizer is None:
             raise _no_tokenizer(spec)
@@ -304,6 +317,12 @@ def load_inputs(
     else:  # ids (check_spec accepted nothing else)
         sources = (_with_bos(ids, tokenizer, bos, bos_id) for ids in _read_ids(Path(rest), vocab_size))
     seen = 0
+    if pack:
+        sources = _packed(sources, length, tokenizer, bos, bos_id)
+        notes.append(
+            f"packed: documents joined{' with the separator' if _separator(tokenizer) is not None else ''} "
+            f"and cut into {length}-token windows" + (", each starting with BOS" if bos == "sequence" else "")
+        )
     for ids in sources:
         seen += 1
         if len(ids) < length:
@@ -315,9 +334,16 @@ def load_inputs(
     if seen == 0:
         raise MeasureError(f"--input {spec!r} holds no documents (empty file or dataset)")
     if not rows:
+        per_line = (
+            "; text: reads a .txt file as one document per line (a hard-wrapped file is many short "
+            "documents), a .jsonl file as one object per line"
+            if kind == "text"
+            else ""
+        )
         raise MeasureError(
-            f"--input {spec!r}: none of its {seen} documents has {length} tokens (all skipped); "
-            "lower --length or use longer texts"
+            f"--input {spec!r}: none of its {seen} documents has {length} tokens (all skipped){per_line}; "
+            "lower --length, use longer texts, or --pack (join the documents and cut "
+            f"{length}-token windows, as the paper trains)"
         )
     if skipped:
         notes.append(f"skipped {skipped} document(s) shorter than {length} tokens")
@@ -339,6 +365,36 @@ def load_inputs(
             f"id {first['id']}{text}, starts {first['share']:.0%} of them"
         )
     return Inputs(ids=ids_t, skipped=skipped, requested=samples, notes=notes, first_token=first)
+
+
+def _separator(tokenizer: Any) -> int | None:
+    """The id put between packed documents: the tokenizer's EOS (else its separator token), if any."""
+    for name in ("eos_token_id", "sep_token_id"):
+        value = getattr(tokenizer, name, None) if tokenizer is not None else None
+        if isinstance(value, int):
+            return value
+    return None
+
+
+def _packed(
+    sources: Iterator[list[int]], length: int, tokenizer: Any, bos: str, bos_id: int | None
+) -> Iterator[list[int]]:
+    """The paper's packing: documents joined with the tokenizer's separator and cut into windows of
+    `length` tokens (a window may start mid-document); with bos=sequence each window is BOS + length - 1
+    tokens. A last window shorter than `length` is dropped."""
+    sep = _separator(tokenizer)
+    first = _bos_id(tokenizer, bos_id) if bos == "sequence" else None
+    body = length - 1 if first is not None else length
+    buffer: list[int] = []
+    for ids in sources:
+        if first is not None and ids and ids[0] == first:
+            ids = ids[1:]  # sequence mode put BOS in front of the document: packing puts it per window
+        buffer.extend(ids)
+        if sep is not None and (not ids or ids[-1] != sep):
+            buffer.append(sep)
+        while len(buffer) >= body:
+            window, buffer = buffer[:body], buffer[body:]
+            yield [first, *window] if first is not None else window
 
 
 def source_label(spec: Any) -> str:
