@@ -134,7 +134,9 @@ def attention_map(weights_qk: np.ndarray, title: str) -> Figure:
     ax = fig.subplots()
     extent = (0.5, n_pos + 0.5, n_pos + 0.5, 0.5)  # cells centred on positions 1..n
     # nearest: each position a visible cell (smoothing would blur the one-key-wide sink column away).
-    im = ax.imshow(masked, cmap="magma", vmin=0, vmax=1, extent=extent, interpolation="nearest")
+    # magma reversed: the heaviest keys (the sink column) darkest, never the palest colour next to the blank
+    # upper triangle.
+    im = ax.imshow(masked, cmap="magma_r", vmin=0, vmax=1, extent=extent, interpolation="nearest")
     _integer_ticks(ax)
     ax.set(xlabel="key position (from 1)", ylabel="query position (from 1)")
     fig.suptitle(title)  # over the axes and the colorbar: a long title would run into the colorbar's label

@@ -45,8 +45,9 @@ def write_outputs(result: Any, out: Path, plots: bool = True) -> list[Path]:
             rows += [[name, l, *row] for l, row in enumerate(table)]
     if len(rows) > 1:
         files.append(("analyses.csv", csv_text(rows)))
-    if plots:
-        files += _plots(result)
+    images = _plots(result) if plots else []
+    files += images
+    files.append(("report.html", report_html(result, dict(images))))
     written = atomic_write_files(out, files)
     written.append(atomic_write_json(out / "metrics.json", document))
     return written
@@ -134,6 +135,42 @@ def _plots(result: Any) -> list[tuple[str, bytes]]:
     return [(name, png_bytes(fig)) for name, fig in figures(result).items()]
 
 
+CAPTIONS = {
+    "alpha_first_heatmap.png": "α₁ by layer and head (windowed layers marked at the right)",
+    "sink_positions.png": "Sink_k by key position, one bar per ε",
+    "strongest_head_map.png": "the strongest first-token head's mean attention map (dark: more weight)",
+    "norms.png": "norms by position, one line per layer",
+}
+
+
+def report_html(result: Any, figures_png: dict[str, bytes]) -> str:
+    """report.html: one page with the headline table, the summary's lines and the figures embedded, through
+    the one report writer (sinklab.reports.render)."""
+    from sinklab.plots import png_data_uri
+    from sinklab.reports import render
+
+    by_eps = {f"{float(e):g}": v for e, v in result.sink_percent_by_eps.items()}
+    window = result.window
+    if window:
+        window = {
+            **window,
+            "sink_percent_by_eps": {f"{float(e):g}": v for e, v in window["sink_percent_by_eps"].items()},
+        }
+    lines = [x for x in summary(result).splitlines()[2:] if not x.startswith(("ε = ", "wrote "))]
+    return render(
+        "sinklab.measure",
+        "report.html.j2",
+        r=result,
+        label=model_label(result.model),
+        by_eps=by_eps,
+        window=window,
+        positions=min(4, result.length),
+        lines=lines,
+        images={name: png_data_uri(data) for name, data in figures_png.items()},
+        captions=CAPTIONS,
+    )
+
+
 def summary_html(result: Any) -> str:
     """A short HTML summary for a notebook (MeasureResult._repr_html_): the summary's lines, escaped."""
     import html
@@ -189,5 +226,7 @@ def summary(result: Any) -> str:
             what.append("CSV tables")
         if any(n.endswith(".png") for n in names):
             what.append("PNG plots")
+        if "report.html" in names:
+            what.append("report.html")
         lines.append(f"wrote {' + '.join(what)} to {result.out}")
     return "\n".join(lines)
