@@ -110,7 +110,7 @@ def build_metrics(result: RecordResult, eps: Sequence[float]) -> dict[str, Any]:
 NORM_TABLES = ("hidden_norm", "key_norm", "value_norm", "query_norm", "cos_first_key", "cos_other_keys")
 SCHEMA = 1  # metrics.json format version (docs/metrics.md); bump on an incompatible change
 # Sections only some models have: absent where a model has none, never null (docs/metrics.md).
-OPTIONAL_SECTIONS = ("raw", "slot", "sink_percent_window", "window", "first_token")
+OPTIONAL_SECTIONS = ("raw", "slot", "sink_percent_window", "window", "first_token", "length_sweep")
 
 
 def as_metrics_json(fields: dict[str, Any]) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from sinklab.measure.observers import MAP_SAMPLES, HeadMapRecord
 from sinklab.measure.opening import Opened, open_measurement
 from sinklab.measure.outputs import write_outputs
 from sinklab.measure.record import AttentionRecord
+from sinklab.measure.sweep import LengthSweep
 from sinklab.measure.windows import layer_windows, window_fields
 from sinklab.observe import QUERY_BLOCK, Observers, observe
 
@@ -114,6 +115,8 @@ class MeasureResult:
     window: dict[str, Any] | None = None
     # position 1: id, text, how (added / tokenizer / native / given / random), share, distinct
     first_token: dict[str, Any] | None = None
+    # --length T1 T2 ...: Sink_k at every length from one forward (sinklab.measure.sweep)
+    length_sweep: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
     out: str | None = None
     written: list[str] = field(default_factory=list)  # files written to `out`
@@ -300,7 +303,12 @@ def measure_command(
 def _measure(opened: Opened, source: str, cfg: MeasureConfig, analyses: bool) -> MeasureResult:
     runner, ids = opened.runner, opened.ids
     record, maps = AttentionRecord(analyses=analyses, query_block=cfg.query_block), HeadMapRecord()
-    observe(runner, ids, Observers((record, maps)), cfg.batch_size, progress=cfg.progress)
+    members: tuple = (record, maps)
+    sweep = None
+    if cfg.sweep:
+        sweep = LengthSweep(lengths=cfg.sweep, query_block=cfg.query_block)
+        members = (*members, sweep)
+    observe(runner, ids, Observers(members), cfg.batch_size, progress=cfg.progress)
     result = record.result()
     alpha_first = result.alpha[..., 0].mean(axis=0)  # (L, H)
     layer, head = (int(i) for i in np.unravel_index(int(np.argmax(alpha_first)), alpha_first.shape))
@@ -327,6 +335,7 @@ def _measure(opened: Opened, source: str, cfg: MeasureConfig, analyses: bool) ->
         notes=opened.notes + opened.inputs.notes,
         window=window_fields(result.alpha, windows, cfg.eps_list),
         first_token=opened.inputs.first_token,
+        length_sweep=sweep.fields(cfg.eps_list) if sweep is not None else None,
     )
     document.pop("schema")
     return MeasureResult(**document, head_map=maps.mean_map(layer, head))

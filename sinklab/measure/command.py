@@ -17,7 +17,7 @@ def add_model_input_arguments(parser: argparse.ArgumentParser) -> None:
         "--model", required=True, help="HF hub id or folder, or a sinklab run / model / checkpoint directory"
     )
     parser.add_argument("--input", dest="source", default="random", help="one of: " + ", ".join(SPEC_FORMS))
-    add_config_arguments(parser, MeasureConfig, skip=("progress",))
+    add_config_arguments(parser, MeasureConfig, skip=("progress", "sweep"))
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads >= 1 (default: torch's)")
 
 
@@ -30,7 +30,7 @@ def measure_config(args: argparse.Namespace) -> MeasureConfig:
     if args.threads is not None:
         check_count("--threads", args.threads, 1, " (torch CPU threads; leave it out for torch's default)")
         torch.set_num_threads(args.threads)
-    return config_from_args(args, MeasureConfig, skip=("progress",), progress=True)
+    return config_from_args(args, MeasureConfig, skip=("progress", "sweep"), progress=True)
 
 
 def quiet_transformers() -> None:

@@ -10,8 +10,16 @@ import numpy as np
 from sinklab.io import atomic_write_files, atomic_write_json, csv_text
 from sinklab.measure.inputs import first_token_line
 from sinklab.measure.massive import massive_line
+from sinklab.measure.sweep import sweep_line
 from sinklab.measure.windows import window_line
-from sinklab.plots import alpha_heatmap, attention_map, norm_panels, png_bytes, sink_by_position
+from sinklab.plots import (
+    alpha_heatmap,
+    attention_map,
+    length_curves,
+    norm_panels,
+    png_bytes,
+    sink_by_position,
+)
 
 PLOT_POSITIONS = 16
 
@@ -69,6 +77,7 @@ FIGURE_KINDS = {
     "sink": "sink_positions.png",
     "map": "strongest_head_map.png",
     "norms": "norms.png",
+    "length": "sink_by_length.png",
 }
 
 
@@ -117,6 +126,15 @@ def figures(result: Any, only: str | None = None) -> dict[str, Any]:
         made["strongest_head_map.png"] = attention_map(
             np.asarray(result.head_map), head_map_title(result, model_label(result.model))
         )
+    sweep = getattr(result, "length_sweep", None)
+    if want("sink_by_length.png") and sweep:
+        curves = {
+            e: [[(float(t), v[0]) for t, v in zip(sweep["lengths"], values, strict=True)]]
+            for e, values in sweep["sink_percent_by_eps"].items()
+        }
+        made["sink_by_length.png"] = length_curves(
+            curves, f"{model_label(result.model)}  ·  n = {result.samples}: Sink_1 against the input length"
+        )
     if want("norms.png"):
         norms = {
             name: np.asarray(table, dtype=float)
@@ -140,6 +158,7 @@ CAPTIONS = {
     "sink_positions.png": "Sink_k by key position, one bar per ε",
     "strongest_head_map.png": "the strongest first-token head's mean attention map (dark: more weight)",
     "norms.png": "norms by position, one line per layer",
+    "sink_by_length.png": "Sink_1 against the input length T (the paper's Fig. 3), from one forward",
 }
 
 
@@ -198,6 +217,8 @@ def summary(result: Any) -> str:
     lines.append(f"mean α_1 over layers and heads: {result.mean_first_alpha:.4f}")
     if getattr(result, "window", None):
         lines.append(window_line(result.window, result.sink_percent[0], result.epsilon))
+    if getattr(result, "length_sweep", None):
+        lines.append(sweep_line(result.length_sweep, result.epsilon))
     if result.strongest_head:
         sh = result.strongest_head
         lines.append(
