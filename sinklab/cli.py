@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("sinklab.experiments", "softmax vs sigmoid attention, trained side by side, with a report"),
     "reproduce": ("sinklab.experiments", "the paper's experiments as preset sweeps"),
     "report": ("sinklab.experiments", "the claim table and plots of a reproduce directory"),
+    "compare": ("sinklab.measure", "several measurements side by side: model against model, T against T"),
     "list": ("sinklab", "registries (kernels, masks, positions, ...), presets and suites"),
 }
 

@@ -63,3 +63,15 @@ def run(args: argparse.Namespace) -> int:
     )
     print(summary(result))
     return 0
+
+
+def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dirs", nargs="+", metavar="DIR", help="measure --out folders or training runs")
+    parser.add_argument("--out", default=None, help="write compare.png and compare.csv to this folder")
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from sinklab.measure.compare import compare
+
+    print(compare(args.dirs, args.out))
+    return 0
