@@ -86,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         estimate_seconds,
         run_state,
         run_sweep,
+        scale_estimate_seconds,
         stale_runs,
     )
 
@@ -106,10 +107,19 @@ def run(args: argparse.Namespace) -> int:
     for spec in specs:
         state = "STALE" if spec.name in stale else states[spec.name]
         print(f"  {spec.name:24s} {state:9s} {' '.join(spec.overrides) or '(defaults)'}")
+    measured = scale_estimate_seconds([s for s in specs if s.name in todo], scale, jobs)
     if estimate is not None:
         print(f"estimated time: {estimate / 60:.0f} min with {jobs} parallel run(s)")
+    elif measured is not None:
+        print(
+            f"estimated time: {measured / 60:.0f} min with {jobs} parallel run(s), from the scale's measured "
+            f"speed ({scale.seconds_per_step:g} s/step; the first run's logged speed replaces it)"
+        )
     else:
-        print("estimated time: unknown until the first run logs its speed")
+        print(
+            f"estimated time: unknown until the first run logs its speed (scale {scale.name} has no "
+            "measured one)"
+        )
     if untestable:
         print(
             f"SKIP: {len(untestable)} run(s) that only natural-first-token claims read; every sequence "

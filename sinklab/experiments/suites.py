@@ -35,6 +35,9 @@ class Scale:
     note: str = ""
     eval_length: int = 64  # windowed runs are evaluated at this length, where both windows matter
     seeds: int = 1  # seeds per run unless `reproduce --seeds` says otherwise
+    # measured seconds per training step of one run at this scale (None: not measured), for the dry run's
+    # estimate before any run of a sweep has logged its own speed
+    seconds_per_step: float | None = None
 
 
 MICRO = (
@@ -84,6 +87,9 @@ SCALES: dict[str, Scale] = {
         windows=(8, 32),
         note="tiny CPU scale: the demo recipe (2 x 128, BOS at position 0), 6000 steps",
         seeds=3,
+        # `sinklab demo` (this recipe, two runs side by side, one thread each, a busy 2-core CPU): 6000
+        # steps in about 11 minutes, 2026-12-04
+        seconds_per_step=0.11,
     ),
     # The paper's packing on a CPU (no BOS): the scale for the claims about a natural first token.
     "nobos": Scale(
