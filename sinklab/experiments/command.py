@@ -275,12 +275,20 @@ def run_demo(args: argparse.Namespace) -> int:
 
 # ---- sinklab report DIR: rebuild the claim table and plots of a `reproduce` directory -----------------
 def add_report_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("dir", type=Path, help="a `sinklab reproduce --out` directory")
+    parser.add_argument(
+        "dir", type=Path, help="a `sinklab reproduce --out` directory, or one `sinklab train` run directory"
+    )
 
 
 def run_report(args: argparse.Namespace) -> int:
     from sinklab.experiments.report import claim_table, write_report
+    from sinklab.experiments.run_report import is_run, write_run_report
 
+    if is_run(args.dir):
+        page, line = write_run_report(args.dir)
+        print(line)
+        print(f"report: {page}")
+        return 0
     md, html, findings = write_report(args.dir)
     print(claim_table(findings))
     print(f"report: {html} and {md}")

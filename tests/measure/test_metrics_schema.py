@@ -104,3 +104,14 @@ def test_bad_metrics_files_are_clear_errors(tmp_path: Path, content: str, messag
     (tmp_path / "metrics.json").write_text(content)
     with pytest.raises(SinklabError, match=message):
         read_metrics(tmp_path / "metrics.json")
+
+
+def test_report_renders_a_single_run(trained: Path, capsys) -> None:
+    """`sinklab report RUN` on one training run: Sink_k against steps, the losses and the final maps."""
+    from sinklab.cli import main
+
+    assert main(["report", str(trained)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{trained.name}: step ") and "Sink_1" in out
+    page = (trained / "report.html").read_text()
+    assert f"Training run {trained.name}" in page and page.count("data:image/png;base64,") == 5
