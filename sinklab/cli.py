@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("sinklab.experiments", "softmax vs sigmoid attention, trained side by side, with a report"),
     "reproduce": ("sinklab.experiments", "the paper's experiments as preset sweeps"),
     "report": ("sinklab.experiments", "the claim table and plots of a reproduce directory"),
+    "compare": ("sinklab.measure", "several measurements side by side: model against model, T against T"),
     "list": ("sinklab", "registries (kernels, masks, positions, ...), presets and suites"),
 }
 
@@ -32,8 +33,36 @@ def command(name: str) -> tuple[Any, Any]:
     return add, getattr(module, f"run_{name}", None) or module.run
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with "did you mean" for a misspelt flag or command, and the subcommand's own usage (not the
+    top-level one) for a flag the subcommand does not know."""
+
+    chosen: argparse.ArgumentParser | None = None  # the subcommand's parser, on the top-level parser
+
+    def error(self, message: str) -> Any:
+        import difflib
+
+        target = self.chosen or self
+        hints: list[str] = []
+        if message.startswith("unrecognized arguments:"):
+            options = [o for o in target._option_string_actions if o.startswith("--")]
+            for token in message.split(":", 1)[1].split():
+                if token.startswith("--"):
+                    flag = token.split("=", 1)[0]
+                    close = difflib.get_close_matches(flag, options, n=2, cutoff=0.6)
+                    if close:
+                        hints.append(f"{flag}: did you mean {' or '.join(close)}?")
+        elif "invalid choice:" in message:
+            word = message.split("invalid choice:", 1)[1].split("'")[1] if "'" in message else ""
+            close = difflib.get_close_matches(word, list(COMMANDS), n=2, cutoff=0.6) if word else []
+            if close and self.chosen is None and target is self:
+                hints.append(f"did you mean {' or '.join(close)}?")
+        target.print_usage(sys.stderr)
+        self.exit(2, f"{target.prog}: error: {message}" + "".join(f"\n  {h}" for h in hints) + "\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sinklab", description=__doc__)
+    parser = _Parser(prog="sinklab", description=__doc__)
     from sinklab import __version__
 
     parser.add_argument("--version", action="version", version=f"sinklab {__version__}")
@@ -44,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         # Only the chosen subcommand imports its module (and with it torch).
         if name == chosen:
             command(name)[0](sp)
+            parser.chosen = sp
     return parser
 
 

@@ -86,10 +86,14 @@ def _log_axis_numbers(ax: Axes) -> None:
 
 # ---- one measurement: α, Sink_k, attention maps, norms -----------------------------------------------------
 def alpha_heatmap(
-    alpha_lh: np.ndarray, title: str = r"first-token importance $\alpha_1$", annotate: bool = False
+    alpha_lh: np.ndarray,
+    title: str = r"first-token importance $\alpha_1$",
+    annotate: bool = False,
+    marks: dict[int, str] | None = None,
 ) -> Figure:
     """α (one position) by layer x head, on the one colour scale 0-1 that models compared side by side share;
-    `annotate` writes each cell's value in it (for a few layers and heads)."""
+    `annotate` writes each cell's value in it (for a few layers and heads); `marks` labels layers (a
+    windowed layer's "w=512") at the right of their row."""
     alpha_lh = np.asarray(alpha_lh, dtype=float)  # (L, H)
     rows, cols = alpha_lh.shape
     fig = figure((max(4.0, cols * 0.45 + 2), max(3.0, rows * 0.4 + 1.5)))
@@ -102,7 +106,21 @@ def alpha_heatmap(
             ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7, color=colour)
     ax.set(xlabel="head (from 0)", ylabel="layer (from 0)", title=title)
     _integer_ticks(ax)
-    fig.colorbar(im, ax=ax)
+    if marks:
+        for layer, text in marks.items():
+            ax.annotate(
+                text,
+                (1.0, layer),
+                xycoords=("axes fraction", "data"),
+                xytext=(3, 0),
+                textcoords="offset points",
+                va="center",
+                ha="left",
+                fontsize=7,
+                color="crimson",
+            )
+        ax.text(1.0, 1.01, "windowed", transform=ax.transAxes, fontsize=7, color="crimson", ha="left")
+    fig.colorbar(im, ax=ax, pad=0.12 if marks else 0.05)
     return fig
 
 
@@ -116,7 +134,9 @@ def attention_map(weights_qk: np.ndarray, title: str) -> Figure:
     ax = fig.subplots()
     extent = (0.5, n_pos + 0.5, n_pos + 0.5, 0.5)  # cells centred on positions 1..n
     # nearest: each position a visible cell (smoothing would blur the one-key-wide sink column away).
-    im = ax.imshow(masked, cmap="magma", vmin=0, vmax=1, extent=extent, interpolation="nearest")
+    # magma reversed: the heaviest keys (the sink column) darkest, never the palest colour next to the blank
+    # upper triangle.
+    im = ax.imshow(masked, cmap="magma_r", vmin=0, vmax=1, extent=extent, interpolation="nearest")
     _integer_ticks(ax)
     ax.set(xlabel="key position (from 1)", ylabel="query position (from 1)")
     fig.suptitle(title)  # over the axes and the colorbar: a long title would run into the colorbar's label
@@ -421,7 +441,8 @@ def _delta_colour(row: Any) -> str:
 
 def ablation_deltas(rows: Sequence[Any], title: str) -> Figure:
     """Horizontal bars: mean change of loss per ablation row (`.label`, `.status`, `.delta` with mean, low,
-    high) with its 95 % interval; skipped rows named."""
+    high) with its 95 % interval, and where the sink went (`.sink_top`: the largest Sink_k); skipped rows
+    named."""
     fig = figure((9, 0.45 * len(rows) + 1.6))
     ax = fig.subplots()
     y = np.arange(len(rows))[::-1]
@@ -449,6 +470,9 @@ def ablation_deltas(rows: Sequence[Any], title: str) -> Figure:
             text = f"{d.mean:+.3g} [{d.low:+.3g}, {d.high:+.3g}]"
         else:
             text = f"{d.mean:+.3g} (one sample: no interval)" if d is not None else ""
+        top = getattr(r, "sink_top", None)
+        if r.status == "ok" and top:  # where the sink went: the largest Sink_k after the ablation
+            text += f"   sink: Sink_{top['k']} {top['percent']:.0f}%"
         ax.annotate(
             text, (1.02, yi), xycoords=("axes fraction", "data"), va="center", fontsize=8, color="#333"
         )

@@ -23,3 +23,23 @@ def test_every_flag_variant_is_a_valid_setting(flag):
 def test_listing_names_gated_attention_and_post_ln():
     text = listing_text()
     assert "gated attention" in text and "post-LN" in text
+
+
+def test_listing_cites_nothing_outside_the_repository():
+    from sinklab.listing import listing_text
+
+    assert "paper.md" not in listing_text()  # the paper's notes are not part of the repository
+
+
+def test_a_misspelt_flag_or_command_is_answered_with_the_closest(capsys):
+    import pytest
+
+    from sinklab.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["measure", "--model", "m", "--lenght", "8", "--out", "o"])
+    err = capsys.readouterr().err
+    assert "usage: sinklab measure" in err and "--lenght: did you mean --length?" in err
+    with pytest.raises(SystemExit):
+        main(["mesure", "--model", "m"])
+    assert "did you mean measure?" in capsys.readouterr().err

@@ -23,32 +23,9 @@ from sinklab.ablate.config import (
     SWAP_RANDOM,
     AblationOptions,
 )
+from sinklab.measure.massive import Massive
 from sinklab.model.edits import AttentionEdit
 from sinklab.registry import Registry
-
-
-@dataclass
-class Massive:
-    """The first token's massive residual dimensions, at the first block whose output has any."""
-
-    layer: int | None  # decoder block (from 0) whose output first has them; None: none found
-    dims: list[int]
-    ratios: list[float]  # mean |h_1[d]| / median |h| at that layer, per dim
-    values: list[float]  # mean h_1[d] (signed) over the calibration batch
-    median: float | None
-    threshold: float
-    largest: tuple[int, int, float]  # (layer, dim, ratio) of the largest first-token ratio anywhere
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "layer": self.layer,
-            "dims": self.dims,
-            "ratios": self.ratios,
-            "values": self.values,
-            "median_abs": self.median,
-            "threshold": self.threshold,
-            "largest": {"layer": self.largest[0], "dim": self.largest[1], "ratio": self.largest[2]},
-        }
 
 
 @dataclass
@@ -263,17 +240,34 @@ def _massive(ctx: AblationContext, mode: str) -> list[Intervention]:
     iv.params = {"massive": massive.to_dict()}
     if massive.layer is None:
         layer, dim, ratio = massive.largest
-        iv.skipped = (
-            f"no massive dimension: the first token's largest |h| is {ratio:.1f}x the median (block {layer}, "
-            f"dim {dim}), below --massive-threshold {massive.threshold:g}"
-        )
+        if massive.chosen == "block":
+            iv.skipped = (
+                f"no massive dimension at --massive-layer {ctx.options.massive_layer}: no first-token dim "
+                f"exceeds --massive-threshold {massive.threshold:g}x the median |h| there (the largest "
+                f"anywhere: dim {dim} at block {layer}, {ratio:.1f}x)"
+            )
+        else:
+            iv.skipped = (
+                f"no massive dimension: the first token's largest |h| is {ratio:.1f}x the median (block "
+                f"{layer}, dim {dim}), below --massive-threshold {massive.threshold:g}"
+            )
         return [iv]
     iv.hooks = _massive_hook(ctx, massive, mode)
     what = "zero" if mode == "zero" else "their mean over positions 2..T of the same sample"
-    iv.notes.append(
-        f"dims {', '.join(map(str, massive.dims))} of the first token set to {what} at the output of block "
-        f"{massive.layer} (from 0), where |h_1| first exceeds {massive.threshold:g}x the median |h|"
-    )
+    if massive.chosen == "block":
+        where = f"block {massive.layer} (from 0, --massive-layer), the dims over {massive.threshold:g}x there"
+    else:
+        b, d, r = massive.largest
+        where = (
+            f"block {massive.layer} (from 0), where dim {d} first exceeds {massive.threshold:g}x the median "
+            f"|h|; it peaks at {r:.0f}x at block {b}"
+        )
+    iv.notes.append(f"dims {', '.join(map(str, massive.dims))} of the first token set to {what} at {where}")
+    if massive.first_layer is not None and massive.first_layer != massive.layer and massive.chosen == "peak":
+        iv.notes.append(
+            f"block {massive.first_layer} has a smaller precursor (dims "
+            f"{', '.join(map(str, massive.first_dims[:4]))}) that is not the peak's dimension: left alone"
+        )
     return [iv]
 
 

@@ -28,7 +28,6 @@ from sinklab.ablate.ablations import (
     ABLATIONS,
     AblationContext,
     Intervention,
-    Massive,
     ablation_names,
     describe,
     window_size,
@@ -38,22 +37,35 @@ from sinklab.ablate.outputs import write_outputs
 from sinklab.ablate.stats import Interval, LossStats, SinkCounts, token_losses
 from sinklab.errors import SinklabError
 from sinklab.measure.analysis import jsonable
+from sinklab.measure.caller import check_keywords, preserved, python_names, token_ids
 from sinklab.measure.checks import MeasureError, check_count, into_out, is_int
 from sinklab.measure.config import MeasureConfig, make_config
-from sinklab.measure.inputs import check_spec
+from sinklab.measure.inputs import check_spec, source_label
+from sinklab.measure.massive import Massive, MassiveObserver, MassiveTable, find_massive
 from sinklab.measure.opening import Opened, open_measurement
 from sinklab.model.edits import AttentionEdit
-from sinklab.observe import BACKEND_SINKLAB, ModelRunner, observe
+from sinklab.observe import BACKEND_SINKLAB, ModelRunner, Observers, observe
 
 SCHEMA = 1
 BASELINE = "none"
-SINK_POSITIONS = 4  # Sink_k is reported for k = 1..4 (and up to the largest --positions)
+# Sink_k is reported for k = 1..4, and up to 4 past the largest --positions: a masked sink that moves to
+# the next token is seen (`sink_top`).
+SINK_POSITIONS = 4
 # The StreamingLLM reading (docs/ablate.md): the window "breaks" the model when its loss beyond the window
 # rises by more than BREAK_NATS (1 % perplexity) with an interval above zero; kept sinks "restore" it when
 # they win back at least RESTORE_SHARE of that rise. At CPU scale the rise is hundredths of a nat (the
 # demo model: +0.067), not StreamingLLM's exploding perplexity, so the bar is low and the numbers are shown.
 BREAK_NATS = 0.01
 RESTORE_SHARE = 0.75
+
+
+def sink_top(sink_percent: dict[str, list[float]]) -> dict[str, Any] | None:
+    """The largest Sink_k (k from 1) at the headline (first) eps: where the sink went after an ablation."""
+    if not sink_percent:
+        return None
+    eps, values = next(iter(sink_percent.items()))
+    k = max(range(len(values)), key=lambda i: (values[i], -i))  # the first of equal values
+    return {"k": k + 1, "percent": float(values[k]), "eps": float(eps)}
 
 
 @dataclass
@@ -69,6 +81,8 @@ class AblationRow:
     delta: Interval | None = None  # per-sample loss minus the unablated loss, mean and 95 % interval
     sink_percent: dict[str, list[float]] = field(default_factory=dict)  # {eps: [Sink_1..Sink_K]}
     sink_percent_window: dict[str, list[float]] | None = None  # window-normalised alpha (window only)
+    # where the sink is after the ablation: the largest Sink_k at the headline eps, {"k", "percent", "eps"}
+    sink_top: dict[str, Any] | None = None
     sink_1_by_layer: list[float] = field(default_factory=list)
     loss_by_position: list[float] = field(default_factory=list)  # entry p-1: loss of token p+1, p = 1..T-1
     loss_by_position_ci: list[list[float | None]] = field(default_factory=list)  # [low, high]
@@ -85,7 +99,7 @@ class AblationRow:
         return d
 
 
-@dataclass
+@dataclass(repr=False)
 class AblateResult:
     """Everything ablations.json holds, plus where it was written."""
 
@@ -107,6 +121,7 @@ class AblateResult:
     massive: dict[str, Any] | None = None
     streaming_llm: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    first_token: dict[str, Any] | None = None  # position 1, as metrics.json's `first_token`
     out: str | None = None
     written: list[str] = field(default_factory=list)
 
@@ -114,7 +129,85 @@ class AblateResult:
         for r in [self.baseline, *self.rows]:
             if r.label == label:
                 return r
-        raise KeyError(f"no row {label!r}; rows: {', '.join(r.label for r in self.rows)}")
+        from sinklab.measure.caller import did_you_mean
+
+        labels = [r.label for r in [self.baseline, *self.rows]]
+        raise KeyError(f"no row {label!r}{did_you_mean(label, labels)}; rows: {', '.join(labels)}")
+
+    # ---- for a notebook ------------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        eps = f"{self.epsilon:g}"
+        parts = []
+        for r in self.rows:
+            if r.status != "ok" or r.delta is None:
+                parts.append(f"{r.label}: skipped")
+                continue
+            moved = f", sink at k={r.sink_top['k']}" if r.sink_top and r.sink_top["k"] != 1 else ""
+            parts.append(f"{r.label}: Δ{r.delta.mean:+.4f} Sink_1={r.sink_percent[eps][0]:.1f}%{moved}")
+        return (
+            f"AblateResult({self.model!r}, T={self.length}, n={self.samples}, loss={self.baseline.loss:.4f}; "
+            + "; ".join(parts)
+            + ")"
+        )
+
+    def _repr_html_(self) -> str:
+        import html
+
+        from sinklab.ablate.outputs import summary
+
+        lines = "".join(f"<li>{html.escape(x)}</li>" for x in summary(self).splitlines()[3:])
+        table = summary(self).splitlines()[2 : 3 + len(self.rows) + 1]
+        return (
+            f"<div><b>sinklab ablate</b>: {html.escape(self.model)} (T = {self.length}, n = {self.samples})"
+            f"<pre style='margin:2px 0'>{html.escape(chr(10).join(table))}</pre><ul>{lines}</ul></div>"
+        )
+
+    def table(self) -> dict[str, Any]:
+        """One entry per row (the unablated one first) as numpy arrays: label, loss, delta and its interval,
+        Sink_1 and the largest Sink_k with its k."""
+        import numpy as np
+
+        rows = [self.baseline, *self.rows]
+        eps = f"{self.epsilon:g}"
+
+        def num(get: Callable[[AblationRow], Any]) -> Any:
+            return np.array([float(v) if (v := get(r)) is not None else np.nan for r in rows])
+
+        return {
+            "label": np.array([r.label for r in rows]),
+            "status": np.array([r.status for r in rows]),
+            "loss": num(lambda r: r.loss),
+            "delta": num(lambda r: r.delta.mean if r.delta else (0.0 if r.status == "ok" else None)),
+            "delta_low": num(lambda r: r.delta.low if r.delta else None),
+            "delta_high": num(lambda r: r.delta.high if r.delta else None),
+            f"sink_1_eps_{eps}": num(lambda r: r.sink_percent[eps][0] if r.sink_percent else None),
+            "largest_sink_k": num(lambda r: r.sink_top["k"] if r.sink_top else None),
+            "largest_sink_percent": num(lambda r: r.sink_top["percent"] if r.sink_top else None),
+        }
+
+    def to_dataframe(self) -> Any:
+        """`table()` as a pandas DataFrame indexed by row label (pandas is optional)."""
+        columns = self.table()
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError(
+                "to_dataframe needs pandas (pip install pandas); result.table() gives the same columns as "
+                "numpy arrays"
+            ) from None
+        return pd.DataFrame(columns).set_index("label")
+
+    def figures(self) -> dict[str, Any]:
+        """The figures `sinklab ablate --out` writes, as matplotlib Figures by file name."""
+        from sinklab.ablate.outputs import figures
+
+        return figures(self)
+
+    def plot(self) -> Any:
+        """The Δ-loss figure (one bar per ablation, where the sink went beside each)."""
+        from sinklab.ablate.outputs import BAR_FIGURE
+
+        return self.figures()[BAR_FIGURE]
 
     def to_dict(self) -> dict[str, Any]:
         d = {
@@ -129,6 +222,7 @@ class AblateResult:
             "ablations": [r.to_dict() for r in self.rows],
             "massive": self.massive,
             "streaming_llm": self.streaming_llm,
+            "first_token": self.first_token,
             "notes": self.notes,
         }
         return jsonable(d)
@@ -191,6 +285,8 @@ def check_options(names: list[str], options: AblationOptions, length: int) -> Ab
     if token != SWAP_RANDOM and (not is_int(token) or token < 0):
         raise MeasureError(f"--swap-token takes a token id >= 0 or {SWAP_RANDOM!r}, got {token!r}")
     check_count("--seed", options.seed, 0)
+    if options.massive_layer is not None:
+        check_count("--massive-layer", options.massive_layer, 0, " (a decoder block, from 0)")
     t = options.massive_threshold
     if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t) or t <= 1:
         raise MeasureError(
@@ -212,6 +308,11 @@ def _check_against_model(options: AblationOptions, n_layers: int, n_heads: int, 
             raise MeasureError(
                 f"--heads {bad} is out of range: the model has {n_heads} heads (0..{n_heads - 1})"
             )
+    if options.massive_layer is not None and options.massive_layer >= n_layers:
+        raise MeasureError(
+            f"--massive-layer {options.massive_layer} is out of range: the model has {n_layers} blocks "
+            f"(0..{n_layers - 1})"
+        )
     if options.swap_token != SWAP_RANDOM and int(options.swap_token) >= vocab:
         raise MeasureError(
             f"--swap-token {options.swap_token} is outside the model's vocabulary (ids 0..{vocab - 1})"
@@ -260,57 +361,19 @@ class Calibration:
     n_layers: int
     n_heads: int
     n_kv_heads: int
-    tables: list[torch.Tensor]  # per block: (T, D) mean |h| over the batch
-    first: list[torch.Tensor]  # per block: (D,) mean signed h_1
+    massive: MassiveTable  # the first token's dims at every block's output
 
 
 def calibrate(runner: ModelRunner, batch: torch.Tensor, eps: float) -> Calibration:
     """One unablated forward of the first batch: alpha_1 per head, head counts and block outputs."""
-    blocks, lead = runner.blocks, runner.lead
-    tables: list[torch.Tensor] = []
-    first: list[torch.Tensor] = []
-
-    def hook(module: nn.Module, args: Any, output: Any) -> None:
-        hidden = (output[0] if isinstance(output, (tuple, list)) else output).detach().float()[:, lead:]
-        tables.append(hidden.abs().mean(dim=0).cpu())
-        first.append(hidden[:, 0].mean(dim=0).cpu())
-
-    handles = [b.register_forward_hook(hook) for b in blocks] if blocks is not None else []
     counts = SinkCounts(eps=[eps], positions=1)
+    dims = MassiveObserver()
     probe = _ShapeProbe()
-    try:
-        observe(runner, batch, counts, len(batch), probe if runner.can_edit else None)
-    finally:
-        for h in handles:
-            h.remove()
+    observe(runner, batch, Observers((counts, dims)), len(batch), probe if runner.can_edit else None)
     alpha = torch.from_numpy(counts.mean_alpha()[..., 0])
     n_layers, n_heads = alpha.shape
     n_kv = probe.heads[0][1] if probe.heads else n_heads
-    return Calibration(alpha, n_layers, n_heads, n_kv, tables, first)
-
-
-def find_massive(cal: Calibration, threshold: float) -> Massive:
-    """The first block whose output has first-token dims with mean |h_1[d]| > threshold x median |h|."""
-    largest = (0, 0, 0.0)
-    for layer, table in enumerate(cal.tables):
-        median = float(table.median())
-        ratio = table[0] / max(median, 1e-12)
-        top = int(ratio.argmax())
-        if float(ratio[top]) > largest[2]:
-            largest = (layer, top, float(ratio[top]))
-        dims = torch.nonzero(ratio > threshold).flatten()
-        if len(dims):
-            order = dims[ratio[dims].argsort(descending=True)]
-            return Massive(
-                layer=layer,
-                dims=order.tolist(),
-                ratios=ratio[order].tolist(),
-                values=cal.first[layer][order].tolist(),
-                median=median,
-                threshold=threshold,
-                largest=largest,
-            )
-    return Massive(None, [], [], [], None, threshold, largest)
+    return Calibration(alpha, n_layers, n_heads, n_kv, dims.table)
 
 
 # ---- the run -------------------------------------------------------------------------------------------
@@ -332,7 +395,7 @@ def plan(
 
     def massive() -> Massive:
         if not found:
-            found.append(find_massive(cal, options.massive_threshold))
+            found.append(find_massive(cal.massive, options.massive_threshold, options.massive_layer))
         return found[0]
 
     ctx = AblationContext(
@@ -395,7 +458,10 @@ def run_passes(
     is paired with its unablated loss (kept per token: 8 bytes x samples x T)."""
     length = ids.shape[1]
     positions = min(
-        length, max([SINK_POSITIONS, *[max(iv.params.get("positions", [1])) for iv in interventions]])
+        length,
+        max(
+            [SINK_POSITIONS, *[max(iv.params.get("positions", [0])) + SINK_POSITIONS for iv in interventions]]
+        ),
     )
     base_losses: list[torch.Tensor] = []
 
@@ -429,7 +495,8 @@ def _row(p: _Pass, name: str, description: str) -> AblationRow:
         loss=loss.mean_loss,
         perplexity=math.exp(min(loss.mean_loss, 700.0)),
         delta=loss.delta_interval() if iv is not None else None,
-        sink_percent=p.sinks.sink_percent(),
+        sink_percent=(sinks := p.sinks.sink_percent()),
+        sink_top=sink_top(sinks),
         sink_percent_window=p.sinks.sink_percent(window=True) if p.sinks.window is not None else None,
         sink_1_by_layer=p.sinks.sink_1_by_layer(),
         loss_by_position=[i.mean for i in by_pos],
@@ -504,7 +571,7 @@ def streaming_verdict(rows: list[AblationRow]) -> dict[str, Any] | None:
 # ---- the entry point -----------------------------------------------------------------------------------
 def ablate(
     model: str | nn.Module,
-    source: str = "random",
+    source: Any = "random",
     ablations: Sequence[str] | None = None,
     config: MeasureConfig | None = None,
     options: AblationOptions | None = None,
@@ -513,18 +580,42 @@ def ablate(
     plots: bool = True,
     **fields: Any,
 ) -> AblateResult:
-    """Run the chosen ablations (default: all) of `model` on `source` (an --input SPEC) and compare each
-    with the unablated model on the same tokens; see docs/ablate.md. `config` is `sinklab measure`'s
-    (MeasureConfig), `options` the ablation options (AblationOptions); keyword `fields` of either (length=,
-    samples=, positions=, window=, ...) go on top. Every option is checked before the model loads."""
+    """Run the chosen ablations (default: all) of `model` on `source` (an input SPEC string, or token ids: a
+    tensor, array or list) and compare each with the unablated model on the same tokens; see
+    docs/ablate.md. `config` is `sinklab measure`'s (MeasureConfig), `options` the ablation options
+    (AblationOptions); keyword `fields` of either (length=, samples=, positions=, window=, massive_layer=,
+    ...) go on top. Every option is checked before the model loads; a model object comes back as it came;
+    errors name these arguments, not the CLI's flags."""
+    own = {f.name for f in dataclass_fields(AblationOptions)}
+    check_keywords("ablate_model", fields, own | {f.name for f in dataclass_fields(MeasureConfig)})
+    with python_names():
+        ids = token_ids(source)
+        if ids is not None and config is None:
+            fields = {"length": int(ids.shape[1]), "samples": int(ids.shape[0]), **fields}
+        return ablate_command(model, source, ablations, config, options, out=out, plots=plots, **fields)
+
+
+def ablate_command(
+    model: str | nn.Module,
+    source: Any = "random",
+    ablations: Sequence[str] | None = None,
+    config: MeasureConfig | None = None,
+    options: AblationOptions | None = None,
+    *,
+    out: str | Path | None = None,
+    plots: bool = True,
+    **fields: Any,
+) -> AblateResult:
+    """`ablate` as the command line runs it (errors name the flags)."""
     names = check_ablations(ablations)
     own = {f.name for f in dataclass_fields(AblationOptions)}
     options = replace(options or AblationOptions(), **{k: v for k, v in fields.items() if k in own})
     cfg = make_config(config, {k: v for k, v in fields.items() if k not in own})
     options = check_options(names, options, cfg.length)
     check_spec(source)
-    with into_out(out) as folder:
-        result = _ablate(open_measurement(model, source, cfg, "ablate"), source, names, options, cfg)
+    with into_out(out) as folder, preserved(model):
+        opened = open_measurement(model, source, cfg, "ablate")
+        result = _ablate(opened, source_label(source), names, options, cfg)
         if folder is not None:
             result.written = [str(p) for p in write_outputs(result, folder, plots=plots)]
             result.out = str(out)
@@ -596,4 +687,5 @@ def _ablate(
         massive=massive[0].to_dict() if massive else None,
         streaming_llm=streaming_verdict(rows),
         notes=notes + opened.inputs.notes,
+        first_token=opened.inputs.first_token,
     )

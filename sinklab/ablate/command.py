@@ -29,7 +29,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="ablations to run (default: all): " + ", ".join(ABLATION_NAMES),
     )
-    integers = {"positions": _int, "layers": _int, "window": _int, "sink_tokens": _int, "seed": _int}
+    integers = {
+        "positions": _int,
+        "layers": _int,
+        "window": _int,
+        "sink_tokens": _int,
+        "seed": _int,
+        "massive_layer": _int,
+    }
     kinds = {**integers, "heads": _int_or(HEADS_SINK), "swap_token": _int_or(SWAP_RANDOM)}
     add_config_arguments(parser, AblationOptions, types_=kinds)
     parser.add_argument("--no-plots", action="store_true", help="skip the figures (report.html has none)")
@@ -40,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     quiet_transformers()
-    from sinklab.ablate.api import ablate
+    from sinklab.ablate.api import ablate_command
     from sinklab.ablate.outputs import summary
     from sinklab.measure.checks import MeasureError
 
@@ -50,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
             raise MeasureError(f"--heads takes head numbers or {HEADS_SINK!r}, not both")
         args.heads = HEADS_SINK
     options = config_from_args(args, AblationOptions)
-    result = ablate(
+    result = ablate_command(
         args.model,
         args.source,
         args.ablations,

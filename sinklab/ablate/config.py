@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 SWAP_RANDOM = "random"
 HEADS_SINK = "sink"
-# |h_1[d]| / median |h|: a random-init model's largest first-token dim is ~3-6x, the trained 2-layer demo's
-# 26x, billion-parameter LMs' hundreds to thousands (Sun et al. 2024).
+# |h_1[d]| / median |h| (sinklab.measure.massive, where the finder lives; repeated here so that
+# `sinklab ablate --help` imports no torch, and a test checks the two agree).
 DEFAULT_MASSIVE_THRESHOLD = 20.0
 DEFAULT_SINK_TOKENS = (1, 4)
 # The ablations, in the outputs' order (the window pair together); the registry (sinklab.ablate.ablations)
@@ -40,6 +40,9 @@ class AblationOptions:
     seed: int = 0  # seed of swap-first's random tokens
     # a first-token dim is massive when |h| > this x the median |h|
     massive_threshold: float = DEFAULT_MASSIVE_THRESHOLD
+    # block (from 0) whose output massive-* edits, its massive dims (default: the dims massive where the
+    # first token's ratio peaks, edited at the block where the peak dim first becomes massive)
+    massive_layer: int | None = None
 
     def __post_init__(self) -> None:  # lists (from Python or the command line) as tuples
         for name in ("positions", "layers", "heads", "sink_tokens"):

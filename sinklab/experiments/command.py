@@ -102,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
         estimate_seconds,
         run_state,
         run_sweep,
+        scale_estimate_seconds,
         stale_runs,
     )
 
@@ -122,10 +123,19 @@ def run(args: argparse.Namespace) -> int:
     for spec in specs:
         state = "STALE" if spec.name in stale else states[spec.name]
         print(f"  {spec.name:24s} {state:9s} {' '.join(spec.overrides) or '(defaults)'}")
+    measured = scale_estimate_seconds([s for s in specs if s.name in todo], scale, jobs)
     if estimate is not None:
         print(f"estimated time: {estimate / 60:.0f} min with {jobs} parallel run(s)")
+    elif measured is not None:
+        print(
+            f"estimated time: {measured / 60:.0f} min with {jobs} parallel run(s), from the scale's measured "
+            f"speed ({scale.seconds_per_step:g} s/step; the first run's logged speed replaces it)"
+        )
     else:
-        print("estimated time: unknown until the first run logs its speed")
+        print(
+            f"estimated time: unknown until the first run logs its speed (scale {scale.name} has no "
+            "measured one)"
+        )
     if untestable:
         print(
             f"SKIP: {len(untestable)} run(s) that only natural-first-token claims read; every sequence "
@@ -302,12 +312,20 @@ def run_demo(args: argparse.Namespace) -> int:
 
 # ---- sinklab report DIR: rebuild the claim table and plots of a `reproduce` directory -----------------
 def add_report_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("dir", type=Path, help="a `sinklab reproduce --out` directory")
+    parser.add_argument(
+        "dir", type=Path, help="a `sinklab reproduce --out` directory, or one `sinklab train` run directory"
+    )
 
 
 def run_report(args: argparse.Namespace) -> int:
     from sinklab.experiments.report import claim_table, write_report
+    from sinklab.experiments.run_report import is_run, write_run_report
 
+    if is_run(args.dir):
+        page, line = write_run_report(args.dir)
+        print(line)
+        print(f"report: {page}")
+        return 0
     md, html, findings = write_report(args.dir)
     print(claim_table(findings))
     print(f"report: {html} and {md}")

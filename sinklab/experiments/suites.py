@@ -78,6 +78,9 @@ class Scale:
     # Batch-size runs keep the default's tokens (steps scaled by the inverse factor), so that the claim
     # reads the batch size, not the amount of text, at a scale where the sink's onset is a few M tokens.
     token_matched_batch: bool = False
+    # measured seconds per training step of one run at this scale (None: not measured), for the dry run's
+    # estimate before any run of a sweep has logged its own speed
+    seconds_per_step: float | None = None
 
 
 MICRO = (
@@ -127,6 +130,9 @@ SCALES: dict[str, Scale] = {
         windows=(8, 32),
         note="tiny CPU scale: 2 x 4 heads x 128, BOS at position 0, 6000 steps (the demo recipe until 0.2)",
         seeds=3,
+        # `sinklab demo` (this recipe, two runs side by side, one thread each, a busy 2-core CPU): 6000
+        # steps in about 11 minutes, 2026-12-04
+        seconds_per_step=0.11,
     ),
     # The reference CPU scale (docs/reference-recipe.md): 32 heads, so one head is 3.1 points, and enough
     # seeds that a difference of a few points is decided by the interval of seed means.
@@ -141,6 +147,9 @@ SCALES: dict[str, Scale] = {
         seeds=5,
         compared_seeds=10,
         token_matched_batch=True,
+        # the recipe search's last runs (two side by side, one thread each, a 2-core CPU with little else
+        # running): 4,700-4,850 tokens/s, 0.11 s per step of 8 x 64 tokens, 2026-12-08
+        seconds_per_step=0.11,
     ),
     # The paper's packing on a CPU (no BOS): the scale for the claims about a natural first token.
     "nobos": Scale(

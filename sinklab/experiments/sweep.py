@@ -165,6 +165,13 @@ def estimate_seconds(specs: list[RunSpec], scale: Scale, out: Path, jobs: int) -
     return sum(rates) / len(rates) * steps / max(jobs, 1)
 
 
+def scale_estimate_seconds(specs: list[RunSpec], scale: Scale, jobs: int) -> float | None:
+    """From the scale's measured speed (Scale.seconds_per_step), before any run has logged its own."""
+    if scale.seconds_per_step is None:
+        return None
+    return scale.seconds_per_step * sum(run_steps(spec, scale) for spec in specs) / max(jobs, 1)
+
+
 def run_steps(spec: RunSpec, scale: Scale) -> int:
     return scale_config(scale, spec.overrides).train.steps
 

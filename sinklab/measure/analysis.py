@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from sinklab.measure.massive import DEFAULT_MASSIVE_THRESHOLD, find_massive
 from sinklab.measure.metrics import summarize_alpha
 from sinklab.measure.record import RecordResult
 
@@ -68,6 +69,8 @@ def analyses(result: RecordResult) -> dict[str, Any]:
         out["hidden_norm"] = result.hidden_norm
         out["massive_activation_ratio"] = first_to_mean(result.hidden_norm)  # the paper's: mean
         out["massive_activation_ratio_median"] = first_to_median(result.hidden_norm)
+    if result.massive is not None:  # the first token's dims, by the finder `ablate` uses too
+        out["massive"] = find_massive(result.massive, DEFAULT_MASSIVE_THRESHOLD).to_dict()
     for name in ("key_norm", "value_norm", "query_norm"):
         table = getattr(result, name)
         if table is not None:
@@ -107,7 +110,15 @@ def build_metrics(result: RecordResult, eps: Sequence[float]) -> dict[str, Any]:
 NORM_TABLES = ("hidden_norm", "key_norm", "value_norm", "query_norm", "cos_first_key", "cos_other_keys")
 SCHEMA = 1  # metrics.json format version (docs/metrics.md); bump on an incompatible change
 # Sections only some models have: absent where a model has none, never null (docs/metrics.md).
-OPTIONAL_SECTIONS = ("raw", "slot", "sink_percent_window", "attention_layers")
+OPTIONAL_SECTIONS = (
+    "raw",
+    "slot",
+    "sink_percent_window",
+    "attention_layers",
+    "window",
+    "first_token",
+    "length_sweep",
+)
 
 
 def as_metrics_json(fields: dict[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from sinklab.errors import SinklabError
 # What the options accept, kept here (no torch import) so that `sinklab measure --help` starts at once.
 SPEC_FORMS = (
     "text:FILE",
+    "text:FILE.jsonl:FIELD",
     "ids:FILE.jsonl",
     "hf:DATASET[:CONFIG][:SPLIT][:COLUMN]",
     "random[:SEED]",

@@ -17,7 +17,7 @@ def add_model_input_arguments(parser: argparse.ArgumentParser) -> None:
         "--model", required=True, help="HF hub id or folder, or a sinklab run / model / checkpoint directory"
     )
     parser.add_argument("--input", dest="source", default="random", help="one of: " + ", ".join(SPEC_FORMS))
-    add_config_arguments(parser, MeasureConfig, skip=("progress",))
+    add_config_arguments(parser, MeasureConfig, skip=("progress", "sweep"))
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads >= 1 (default: torch's)")
 
 
@@ -30,7 +30,7 @@ def measure_config(args: argparse.Namespace) -> MeasureConfig:
     if args.threads is not None:
         check_count("--threads", args.threads, 1, " (torch CPU threads; leave it out for torch's default)")
         torch.set_num_threads(args.threads)
-    return config_from_args(args, MeasureConfig, skip=("progress",), progress=True)
+    return config_from_args(args, MeasureConfig, skip=("progress", "sweep"), progress=True)
 
 
 def quiet_transformers() -> None:
@@ -54,12 +54,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     quiet_transformers()
-    from sinklab.measure.api import measure
+    from sinklab.measure.api import measure_command
     from sinklab.measure.outputs import summary
 
     config = measure_config(args)
-    result = measure(
+    result = measure_command(
         args.model, args.source, config, out=args.out, analyses=not args.no_analyses, plots=not args.no_plots
     )
     print(summary(result))
+    return 0
+
+
+def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dirs", nargs="+", metavar="DIR", help="measure --out folders or training runs")
+    parser.add_argument("--out", default=None, help="write compare.png and compare.csv to this folder")
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from sinklab.measure.compare import compare
+
+    print(compare(args.dirs, args.out))
     return 0

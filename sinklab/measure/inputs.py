@@ -43,6 +43,54 @@ class Inputs:
     skipped: int = 0  # documents shorter than the length
     requested: int = 0
     notes: list[str] = field(default_factory=list)
+    # what position 1 holds: id, text, how it got there, how many samples share it (first_token_report)
+    first_token: dict[str, Any] | None = None
+
+
+def first_token_report(ids: torch.Tensor, tokenizer: Any, how: str) -> dict[str, Any]:
+    """The first position of ids (S, T): its most common id, that id's text, `how` it got there (added by
+    sinklab, by the tokenizer, or the document's own), the share of samples that have it and the number of
+    distinct first ids."""
+    first = ids[:, 0]
+    values, counts = torch.unique(first, return_counts=True)
+    top = int(values[int(counts.argmax())])
+    text = None
+    if tokenizer is not None:
+        try:
+            text = tokenizer.decode([top])
+        except Exception:  # a tokenizer that cannot decode one id: the id alone is reported
+            text = None
+    special = tokenizer is not None and top in set(getattr(tokenizer, "all_special_ids", None) or ())
+    if how == "tokenizer" and not special:
+        how = "native"  # the tokenizer added no special token in front: the document's own first token
+    return {
+        "id": top,
+        "text": text,
+        "how": how,
+        "special": bool(special),
+        "share": float(counts.max()) / len(first),
+        "distinct": len(values),
+    }
+
+
+def first_token_line(first: dict[str, Any]) -> str:
+    """The summary's line about position 1."""
+    how = {
+        "added": "added by sinklab (bos=sequence)",
+        "tokenizer": "added by the tokenizer (bos=auto)",
+        "native": "the document's own first token, nothing added",
+        "given": "as given in the ids",
+        "random": "a random id (random input)",
+    }.get(first["how"], first["how"])
+    text = f" {first['text']!r}" if first.get("text") is not None else ""
+    special = ", a special token" if first.get("special") else ""
+    if first["distinct"] == 1:
+        where = "in every sample"
+    else:
+        where = (
+            f"in {first['share']:.0%} of samples ({first['distinct']} distinct first ids: position 1 differs)"
+        )
+    return f"first token: id {first['id']}{text}{special}, {how}, {where}"
 
 
 def _spec_error(spec: str, why: str) -> MeasureError:
@@ -52,7 +100,13 @@ def _spec_error(spec: str, why: str) -> MeasureError:
 def check_spec(spec: str) -> None:
     """What can be checked of SPEC without the model: its form, numbers and that its file exists.
 
-    Run before the model loads, so a typo costs nothing; the file's lines are checked as they are read."""
+    Run before the model loads, so a typo costs nothing; the file's lines are checked as they are read.
+    From Python SPEC may also be token ids (a tensor, array or list): their shape and values are checked."""
+    if not isinstance(spec, str):
+        from sinklab.measure.caller import token_ids
+
+        token_ids(spec)
+        return
     kind, _, rest = spec.partition(":")
     if kind == "random":
         if rest:
@@ -63,7 +117,7 @@ def check_spec(spec: str) -> None:
     elif kind in ("text", "ids"):
         if not rest:
             raise _spec_error(spec, "missing FILE")
-        _input_file(Path(rest), kind)
+        _input_file(text_file(rest)[0] if kind == "text" else Path(rest), kind)
     elif kind == "hf":
         parts = rest.split(":")
         if not parts[0] or len(parts) > 4:
@@ -114,7 +168,15 @@ def _json_line(path: Path, n: int, line: str, expected: str) -> Any:
         raise MeasureError(f"{path}:{n}: not valid JSON ({err.msg}); expected {expected} per line") from None
 
 
-def _read_texts(path: Path) -> Iterator[str]:
+def text_file(rest: str) -> tuple[Path, str]:
+    """text:FILE or text:FILE.jsonl:FIELD -> (FILE, the JSON field holding each document: "text" default)."""
+    head, sep, field_ = rest.rpartition(":")
+    if sep and head.endswith(".jsonl") and field_ and "/" not in field_:
+        return Path(head), field_
+    return Path(rest), "text"
+
+
+def _read_texts(path: Path, key: str = "text") -> Iterator[str]:
     if path.suffix != ".jsonl":
         for _, line in _lines(path, "text"):
             yield line
@@ -123,12 +185,13 @@ def _read_texts(path: Path) -> Iterator[str]:
         row = _json_line(path, n, line, TEXT_ROW)
         if not isinstance(row, dict):
             raise MeasureError(f"{path}:{n}: expected an object like {TEXT_ROW}, got a {_json_type(row)}")
-        if "text" not in row:
+        if key not in row:
             keys = ", ".join(row) or "none"
-            raise MeasureError(f'{path}:{n}: no "text" field (keys: {keys}); expected {TEXT_ROW}')
-        if not isinstance(row["text"], str):
-            raise MeasureError(f'{path}:{n}: "text" must be a string, got a {_json_type(row["text"])}')
-        yield row["text"]
+            hint = f"; choose the field with text:{path}:FIELD" if key == "text" else ""
+            raise MeasureError(f'{path}:{n}: no "{key}" field (keys: {keys}){hint}')
+        if not isinstance(row[key], str):
+            raise MeasureError(f'{path}:{n}: "{key}" must be a string, got a {_json_type(row[key])}')
+        yield row[key]
 
 
 def _json_type(value: Any) -> str:
@@ -197,6 +260,7 @@ def load_inputs(
     vocab_size: int | None = None,
     bos_id: int | None = None,
     draw_size: int | None = None,
+    pack: bool = False,
 ) -> Inputs:
     """Token ids (samples, length) for SPEC; fewer samples (with a note) if the source runs short.
 
@@ -206,8 +270,12 @@ def load_inputs(
     if bos not in BOS_MODES:
         raise MeasureError(f"unknown --bos {bos!r}; accepted: {', '.join(BOS_MODES)}")
     check_size(length, samples)
+    if not isinstance(spec, str):  # token ids from Python (sinklab.measure.caller.token_ids)
+        return _given_ids(spec, length, samples, vocab_size)
     check_spec(spec)
     kind, _, rest = spec.partition(":")
+    if pack and kind in ("random", "repeat"):
+        raise MeasureError(f"--pack joins documents: it applies to text:, ids: and hf: inputs, not {kind}")
     rows: list[list[int]] = []
     skipped = 0
     notes: list[str] = []
@@ -234,11 +302,14 @@ def load_inputs(
             first = _bos_id(tokenizer, bos_id)
             body = body.clone()
             body[:, 0] = first  # the first of the T positions becomes BOS, the length stays T
-        return Inputs(ids=body.long().contiguous(), requested=samples)
+        how = "added" if bos == "sequence" else ("random" if kind == "random" else "native")
+        body = body.long().contiguous()
+        return Inputs(ids=body, requested=samples, first_token=first_token_report(body, tokenizer, how))
     if kind == "text":
         if tokenizer is None:
             raise _no_tokenizer(spec)
-        sources: Iterator[list[int]] = (_encode(tokenizer, t, bos) for t in _read_texts(Path(rest)))
+        path, key = text_file(rest)
+        sources: Iterator[list[int]] = (_encode(tokenizer, t, bos) for t in _read_texts(path, key))
     elif kind == "hf":
         if tokenizer is None:
             raise _no_tokenizer(spec)
@@ -246,6 +317,12 @@ def load_inputs(
     else:  # ids (check_spec accepted nothing else)
         sources = (_with_bos(ids, tokenizer, bos, bos_id) for ids in _read_ids(Path(rest), vocab_size))
     seen = 0
+    if pack:
+        sources = _packed(sources, length, tokenizer, bos, bos_id)
+        notes.append(
+            f"packed: documents joined{' with the separator' if _separator(tokenizer) is not None else ''} "
+            f"and cut into {length}-token windows" + (", each starting with BOS" if bos == "sequence" else "")
+        )
     for ids in sources:
         seen += 1
         if len(ids) < length:
@@ -257,9 +334,16 @@ def load_inputs(
     if seen == 0:
         raise MeasureError(f"--input {spec!r} holds no documents (empty file or dataset)")
     if not rows:
+        per_line = (
+            "; text: reads a .txt file as one document per line (a hard-wrapped file is many short "
+            "documents), a .jsonl file as one object per line"
+            if kind == "text"
+            else ""
+        )
         raise MeasureError(
-            f"--input {spec!r}: none of its {seen} documents has {length} tokens (all skipped); "
-            "lower --length or use longer texts"
+            f"--input {spec!r}: none of its {seen} documents has {length} tokens (all skipped){per_line}; "
+            "lower --length, use longer texts, or --pack (join the documents and cut "
+            f"{length}-token windows, as the paper trains)"
         )
     if skipped:
         notes.append(f"skipped {skipped} document(s) shorter than {length} tokens")
@@ -272,7 +356,77 @@ def load_inputs(
             f"--input {spec!r}: the tokenizer produced id {int(ids_t.max())} but the model's input embedding "
             f"has {vocab_size} rows (ids 0..{vocab_size - 1}): does --tokenizer belong to this model?"
         )
-    return Inputs(ids=ids_t, skipped=skipped, requested=samples, notes=notes)
+    how = {"sequence": "added", "none": "native"}.get(bos, "tokenizer" if kind in ("text", "hf") else "given")
+    first = first_token_report(ids_t, tokenizer, how)
+    if first["distinct"] > 1:
+        text = f" {first['text']!r}" if first.get("text") is not None else ""
+        notes.append(
+            f"position 1 differs across samples: {first['distinct']} distinct first ids; the most common, "
+            f"id {first['id']}{text}, starts {first['share']:.0%} of them"
+        )
+    return Inputs(ids=ids_t, skipped=skipped, requested=samples, notes=notes, first_token=first)
+
+
+def _separator(tokenizer: Any) -> int | None:
+    """The id put between packed documents: the tokenizer's EOS (else its separator token), if any."""
+    for name in ("eos_token_id", "sep_token_id"):
+        value = getattr(tokenizer, name, None) if tokenizer is not None else None
+        if isinstance(value, int):
+            return value
+    return None
+
+
+def _packed(
+    sources: Iterator[list[int]], length: int, tokenizer: Any, bos: str, bos_id: int | None
+) -> Iterator[list[int]]:
+    """The paper's packing: documents joined with the tokenizer's separator and cut into windows of
+    `length` tokens (a window may start mid-document); with bos=sequence each window is BOS + length - 1
+    tokens. A last window shorter than `length` is dropped."""
+    sep = _separator(tokenizer)
+    first = _bos_id(tokenizer, bos_id) if bos == "sequence" else None
+    body = length - 1 if first is not None else length
+    buffer: list[int] = []
+    for ids in sources:
+        if first is not None and ids and ids[0] == first:
+            ids = ids[1:]  # sequence mode put BOS in front of the document: packing puts it per window
+        buffer.extend(ids)
+        if sep is not None and (not ids or ids[-1] != sep):
+            buffer.append(sep)
+        while len(buffer) >= body:
+            window, buffer = buffer[:body], buffer[body:]
+            yield [first, *window] if first is not None else window
+
+
+def source_label(spec: Any) -> str:
+    """metrics.json's `input`: the SPEC, or "token ids (S, T)" for ids given from Python."""
+    if isinstance(spec, str):
+        return spec
+    from sinklab.measure.caller import token_ids
+
+    return f"token ids {tuple(token_ids(spec).shape)} from Python"
+
+
+def _given_ids(spec: Any, length: int, samples: int, vocab_size: int | None) -> Inputs:
+    """Token ids from Python, used as given (no BOS added): the first `samples` rows, the first `length`
+    tokens of each."""
+    from sinklab.measure.caller import token_ids
+
+    ids = token_ids(spec)
+    n, t = ids.shape
+    if t < length:
+        raise MeasureError(
+            f"--length {length} is longer than the token ids given ({n} x {t}): use --length {t} or less"
+        )
+    if vocab_size is not None and int(ids.max()) >= vocab_size:
+        raise MeasureError(
+            f"token id {int(ids.max())} is outside the model's vocabulary: its input embedding has "
+            f"{vocab_size} rows (ids 0..{vocab_size - 1})"
+        )
+    notes = [] if n >= samples else [f"only {n} sample(s) given of the {samples} asked for"]
+    kept = ids[:samples, :length].contiguous()
+    return Inputs(
+        ids=kept, requested=samples, notes=notes, first_token=first_token_report(kept, None, "given")
+    )
 
 
 def _no_tokenizer(spec: str) -> MeasureError:

@@ -49,7 +49,9 @@ def open_measurement(model: str | nn.Module, source: str, cfg: MeasureConfig, co
     if warning is not None:
         print(f"sinklab {command}: warning: {warning}", file=sys.stderr)
         loaded.notes.append(warning)
-    inputs = load_inputs(source, length=cfg.length, samples=cfg.samples, bos=cfg.bos, **loaded.vocabulary())
+    inputs = load_inputs(
+        source, length=cfg.length, samples=cfg.samples, bos=cfg.bos, pack=cfg.pack, **loaded.vocabulary()
+    )
     return Opened(loaded.runner, loaded.name, inputs, loaded.vocab_size, loaded.draw_size, loaded.notes)
 
 

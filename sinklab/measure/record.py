@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from sinklab.measure.massive import MassiveTable
 from sinklab.measure.metrics import key_divisors, proxy_denominator, proxy_normalize
 from sinklab.model.attention_weights import repeat_kv
 from sinklab.observe import QUERY_BLOCK, AttentionObserver
@@ -40,6 +41,7 @@ class RecordResult:
     cos_other_keys: np.ndarray | None  # (L, T) mean over heads and keys 2..t of cos(q_t, k_j)
     hidden_norm: np.ndarray | None  # (L+1, T) ||h_t|| after the embedding and after each block
     samples: int = 0
+    massive: MassiveTable | None = None  # the first token's dims at each block's output
 
 
 @dataclass
@@ -56,6 +58,7 @@ class AttentionRecord(AttentionObserver):
     _slot: list[np.ndarray] = field(default_factory=list)
     _slot_raw: list[np.ndarray] = field(default_factory=list)
     _sums: dict[str, dict[int, torch.Tensor]] = field(default_factory=dict)
+    _massive: MassiveTable = field(default_factory=MassiveTable)
     _samples: int = 0
     _any_raw: bool = False
     _any_slot: bool = False
@@ -182,6 +185,8 @@ class AttentionRecord(AttentionObserver):
         """||h_t|| of hidden states (B, T, D); index 0 is the embedding output, i the output of block i."""
         if self.analyses:
             self._accumulate("hidden_norm", index, hidden.detach().float().norm(dim=-1).sum(dim=0))
+            if index >= 1:  # the massive-dims finder reads the blocks' outputs (sinklab.measure.massive)
+                self._massive.add(index - 1, hidden)
 
     # ---- results ---------------------------------------------------------------------------------
     def _mean_table(self, name: str) -> np.ndarray | None:
@@ -212,4 +217,5 @@ class AttentionRecord(AttentionObserver):
             cos_other_keys=cos_other,
             hidden_norm=self._mean_table("hidden_norm"),
             samples=self._samples,
+            massive=self._massive if self._massive.blocks else None,
         )

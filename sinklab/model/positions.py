@@ -210,7 +210,8 @@ class Relative(Position):
 @POSITIONS.register("relative_bucket")
 class RelativeBucket(Position):
     """The paper's code (`GPTrelpos`): the bucket index itself (0..31, no table, same for every head) is
-    added to the scores, a positive bias growing with distance (paper.md §5.4 [DISCREPANCY])."""
+    added to the scores, a positive bias growing with distance (where the paper's code and its Sec. 5.4 text
+    differ, the code is followed)."""
 
     has_bias = True
 

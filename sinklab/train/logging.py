@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ class RunLogger:
         self.enabled = enabled
         self._tb = None
         self._bar = None
+        self._postfix: dict[str, str] = {}  # the progress line's loss and, from each evaluation, Sink_1
         if not enabled:
             return
         kept = self._truncate(keep_through)
@@ -77,11 +79,31 @@ class RunLogger:
         if self._bar is not None:
             self._bar.update(tokens)
             if loss is not None:
-                self._bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+                self._postfix["loss"] = f"{loss:.3f}"
+                self._bar.set_postfix(self._postfix, refresh=False)
+
+    def _show_evaluation(self, record: dict[str, Any]) -> None:
+        """Each evaluation's Sink_1 (and the window-normalised one, the validation loss) on the progress
+        line, and one line above it, so the sink's growth is seen while training."""
+        if self._bar is None or not isinstance(record.get("sink_1"), int | float):
+            return
+        self._postfix["Sink_1"] = f"{record['sink_1']:.1f}%"
+        window = record.get("sink_percent_window")
+        if isinstance(window, list) and window:
+            self._postfix["Sink_1(window)"] = f"{window[0]:.1f}%"
+        if isinstance(record.get("val_loss"), int | float):
+            self._postfix["val_loss"] = f"{record['val_loss']:.3f}"
+        self._bar.set_postfix(self._postfix, refresh=True)
+        self._bar.write(
+            f"step {record.get('step')}: "
+            + ", ".join(f"{k} {v}" for k, v in self._postfix.items() if k != "loss"),
+            file=sys.stderr,  # beside the bar, not on stdout
+        )
 
     def log(self, record: dict[str, Any]) -> None:
         if not self.enabled:
             return
+        self._show_evaluation(record)
         # NaN and inf are not JSON: they are logged as null
         line = json.dumps(finite_or_none(record), allow_nan=False)
         with (self.out / "log.jsonl").open("a", encoding="utf-8") as f:

@@ -98,20 +98,24 @@ def test_every_ablation_equals_an_independent_forward(model_type: str, tmp_path:
 
     massive = result.massive
     assert massive is not None and massive["layer"] is not None and massive["dims"]
-    # Found on the first batch: the first block whose output has first-token dims with mean |h| > 2 x median.
-    tables: list[torch.Tensor] = []
-    handles = [
-        b.register_forward_hook(
-            lambda m, a, out: tables.append((out[0] if isinstance(out, tuple) else out).abs().mean(0))
-        )
-        for b in blocks(ref)
-    ]
+    # Found on the first batch: mean |h_1[d]| / median of mean |h| at positions 2..T, per block; the dims
+    # over 2x where that ratio peaks, edited at the first block where the peak dim is over 2x.
+    ratios: list[torch.Tensor] = []
+
+    def keep(m, a, out):
+        table = (out[0] if isinstance(out, tuple) else out).abs().mean(0)
+        ratios.append(table[0] / table[1:].median())
+
+    handles = [b.register_forward_hook(keep) for b in blocks(ref)]
     with torch.no_grad():
         ref(ids[:3], use_cache=False)
     remove(handles)
-    found = [(i, torch.nonzero(t[0] > 2.0 * t.median()).flatten()) for i, t in enumerate(tables)]
-    layer, dims = next((i, d) for i, d in found if len(d))
-    assert massive["layer"] == layer and sorted(massive["dims"]) == dims.tolist()
+    peak = max(range(len(ratios)), key=lambda i: float(ratios[i].max()))
+    dim = int(ratios[peak].argmax())
+    layer = next(i for i, r in enumerate(ratios) if r[dim] > 2.0)
+    dims = [d for d in torch.nonzero(ratios[peak] > 2.0).flatten().tolist() if ratios[layer][d] > 2.0]
+    assert massive["largest"] == {"layer": peak, "dim": dim, "ratio": pytest.approx(float(ratios[peak][dim]))}
+    assert massive["layer"] == layer and sorted(massive["dims"]) == sorted(dims)
     for mode in ("zero", "mean"):
         handles = block_output_hook(ref, massive["layer"], massive["dims"], mode)
         edited, maps = losses(ref, ids)

@@ -42,7 +42,9 @@ def test_cli_writes_json_csv_figures_and_html(
     ]
     row = data["ablations"][0]
     assert set(row["delta"]) == {"mean", "ci_low", "ci_high", "sd", "n"} and row["delta"]["n"] == 3
-    assert len(row["loss_by_position"]) == 11 and len(row["sink_percent"]["0.3"]) == 4
+    assert (
+        len(row["loss_by_position"]) == 11 and len(row["sink_percent"]["0.3"]) == 5
+    )  # k = 1..4, on to 4 past position 1
     assert data["baseline"]["label"] == "none" and data["baseline"]["delta"] is None
     assert data["streaming_llm"]["window"] == 3 and data["massive"]["layer"] is not None
     table = list(csv.DictReader((out / "ablations.csv").open()))
@@ -84,6 +86,10 @@ def test_listing_and_command_names_match_the_registry() -> None:
     command.add_arguments(parser)
     defaults = parser.parse_args(["--model", "m", "--out", "o"])
     assert defaults.massive_threshold == DEFAULT_MASSIVE_THRESHOLD
+    from sinklab.measure import massive
+
+    assert massive.DEFAULT_MASSIVE_THRESHOLD == DEFAULT_MASSIVE_THRESHOLD  # measure's and ablate's bar
+    assert parser.parse_args(["--model", "m", "--out", "o", "--massive-layer", "2"]).massive_layer == 2
     assert tuple(defaults.sink_tokens) == DEFAULT_SINK_TOKENS
     text = listing_text()
     assert "ablations (sinklab ablate):" in text

@@ -130,3 +130,15 @@ def test_runs_only_natural_claims_read_are_skipped_where_a_bos_starts_every_sequ
     nobos = runs_for("natural", SCALES["nobos"])
     assert untestable_runs(nobos, SCALES["nobos"], ["natural"]) == set()  # no BOS: testable
     assert untestable_runs(runs_for("architecture", SCALES["60m"]), SCALES["60m"], ["architecture"]) == set()
+
+
+def test_the_dry_run_estimates_from_the_scales_measured_speed(tmp_path) -> None:
+    from sinklab.experiments.suites import SCALES, optimization
+    from sinklab.experiments.sweep import estimate_seconds, run_steps, scale_estimate_seconds
+
+    scale = SCALES["tiny"]
+    specs = optimization(scale)
+    assert estimate_seconds(specs, scale, tmp_path, 2) is None  # nothing has run under tmp_path
+    steps = sum(run_steps(s, scale) for s in specs)
+    assert scale_estimate_seconds(specs, scale, 2) == pytest.approx(scale.seconds_per_step * steps / 2)
+    assert scale_estimate_seconds(specs, SCALES["60m"], 1) is None  # not measured: the dry run says so

@@ -59,7 +59,9 @@ def test_measure_and_train_write_one_schema(tiny_llama: Path, trained: Path, tmp
         str(trained), f"ids:{trained / 'eval_set.jsonl'}", length=16, samples=4, plots=False, batch_size=2
     )
     assert again.sink_percent == pytest.approx(training["sink_percent"], abs=1e-9)
-    torch.testing.assert_close(torch.tensor(again.alpha), torch.tensor(training["alpha"]), atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        torch.tensor(again.alpha), torch.tensor(training["alpha"], dtype=torch.float64), atol=1e-6, rtol=0
+    )
 
 
 def test_the_claims_read_both(tiny_llama: Path, trained: Path, tmp_path: Path) -> None:
@@ -102,3 +104,14 @@ def test_bad_metrics_files_are_clear_errors(tmp_path: Path, content: str, messag
     (tmp_path / "metrics.json").write_text(content)
     with pytest.raises(SinklabError, match=message):
         read_metrics(tmp_path / "metrics.json")
+
+
+def test_report_renders_a_single_run(trained: Path, capsys) -> None:
+    """`sinklab report RUN` on one training run: Sink_k against steps, the losses and the final maps."""
+    from sinklab.cli import main
+
+    assert main(["report", str(trained)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{trained.name}: step ") and "Sink_1" in out
+    page = (trained / "report.html").read_text()
+    assert f"Training run {trained.name}" in page and page.count("data:image/png;base64,") == 5

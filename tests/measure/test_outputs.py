@@ -28,13 +28,17 @@ def test_summary_names_what_was_written(
 ) -> None:
     assert main(_argv(tiny_llama, tmp_path / "a", "--no-plots")) == 0
     text = capsys.readouterr().out
-    assert "wrote metrics.json + CSV tables to" in text and "plot" not in text
+    assert "wrote metrics.json + CSV tables + report.html to" in text and "plot" not in text
     assert not list((tmp_path / "a").glob("*.png"))
     assert "layers and heads count from 0" in text
 
     assert main(_argv(tiny_llama, tmp_path / "b")) == 0
-    assert "wrote metrics.json + CSV tables + PNG plots to" in capsys.readouterr().out
+    assert "wrote metrics.json + CSV tables + PNG plots + report.html to" in capsys.readouterr().out
     assert len(list((tmp_path / "b").glob("*.png"))) == 4
+    page = (tmp_path / "b" / "report.html").read_text()
+    # one page: the model's name (never its path), the headline table, the figures embedded
+    assert f"Attention sink of {tiny_llama.name}" in page and str(tiny_llama) not in page.split("<p>")[0]
+    assert page.count("data:image/png;base64,") == 4 and "Sink<sub>1</sub>" in page
 
 
 def test_out_is_checked_before_the_model_loads(

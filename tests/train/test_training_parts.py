@@ -204,3 +204,22 @@ def test_masked_loss_gradient_equals_autograd_through_cross_entropy(prefix):
     (grad,) = torch.autograd.grad(2.5 * loss, logits)
     (ref_grad,) = torch.autograd.grad(2.5 * ref, logits)
     torch.testing.assert_close(grad, ref_grad)
+
+
+def test_the_progress_line_shows_sink_1_at_each_evaluation(tmp_path, capsys) -> None:
+    from sinklab.train.logging import RunLogger
+
+    logger = RunLogger(tmp_path, enabled=True, tensorboard=False, progress=True, total_tokens=100)
+    logger.progress(10, 3.5)
+    logger.log({"step": 5, "tokens": 10, "val_loss": 3.25, "sink_1": 42.5, "sink_percent_window": [60.0]})
+    assert logger._postfix == {
+        "loss": "3.500",
+        "Sink_1": "42.5%",
+        "Sink_1(window)": "60.0%",
+        "val_loss": "3.250",
+    }
+    logger.progress(10, 3.0)
+    logger.close()
+    err = capsys.readouterr().err
+    assert "step 5: Sink_1 42.5%, Sink_1(window) 60.0%, val_loss 3.250" in err
+    assert "Sink_1=42.5%" in err
