@@ -54,6 +54,11 @@ def test_verdict_logic():
     assert not summarize(run("softmax", 8.0, 3.0), run("sigmoid", 0.5, 3.2), None).shows_claim
     assert not summarize(run("softmax", 12.0, 3.0), run("sigmoid", 2.0, 3.2), None).shows_claim
     assert not summarize(run("softmax", 12.0, 3.0), run("sigmoid", 0.5, 3.5), None).shows_claim
+    # the report says on how many seeds the recipe's contrast was checked
+    assert (
+        "checked on 3 seeds for softmax"
+        in summarize(run("softmax", 12.0, 3.0), run("sigmoid", 0.5, 3.2), None).verdict_text
+    )
 
 
 def test_report_texts_hold_the_table_the_ablation_line_and_every_figure(tmp_path):
