@@ -467,9 +467,9 @@ def ablation_deltas(rows: Sequence[Any], title: str) -> Figure:
         if r.status != "ok":
             text = "skipped"
         elif d is not None and d.low is not None:
-            text = f"{d.mean:+.3g} [{d.low:+.3g}, {d.high:+.3g}]"
+            text = f"{d.mean:+.2g} [{d.low:+.2g}, {d.high:+.2g}]"  # two significant digits
         else:
-            text = f"{d.mean:+.3g} (one sample: no interval)" if d is not None else ""
+            text = f"{d.mean:+.2g} (one sample: no interval)" if d is not None else ""
         top = getattr(r, "sink_top", None)
         if r.status == "ok" and top:  # where the sink went: the largest Sink_k after the ablation
             text += f"   sink: Sink_{top['k']} {top['percent']:.0f}%"

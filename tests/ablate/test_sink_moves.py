@@ -84,3 +84,12 @@ def test_console_html_and_figure_show_where_the_sink_went(moved) -> None:
     fig = ablation_deltas(result.rows, "t")
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert any("sink: Sink_2 100%" in t for t in texts)
+
+
+def test_the_delta_figure_prints_two_significant_digits():
+    from types import SimpleNamespace
+
+    delta = SimpleNamespace(mean=0.064912, low=0.054213, high=0.075634)
+    row = SimpleNamespace(label="mask-sink", status="ok", delta=delta, sink_top=None, ablation="mask-sink")
+    fig = ablation_deltas([row], "t")
+    assert [t.get_text() for t in fig.axes[0].texts] == ["+0.065 [+0.054, +0.076]"]
