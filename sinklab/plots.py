@@ -358,12 +358,14 @@ def sink_dot_table(
     ax.axvline(present, color="0.5", ls=":", lw=0.8)
     ax.set_yticks(y, names, fontsize=7)
     ax.set(
-        xlabel="final Sink_1 (%; Sink_1* on a slot, Sink_k where the sink sits at k), each dot a seed",
+        xlabel="final Sink_1 (%), each dot a seed\n(Sink_1* on a slot; Sink_k where the sink sits at k)",
         ylim=(-0.7, len(names) - 0.3),
     )
     ax.set_title(wrap(title, 80), fontsize=9, loc="left")
     ax.grid(axis="x", alpha=0.3)
-    fig.legend(fontsize=7, loc="outside lower left", frameon=False)
+    ax.scatter([], [], color="#1f6feb", s=18, label=f"seed with Sink >= {present:g} %")
+    ax.scatter([], [], facecolor="none", edgecolor="0.45", s=18, label=f"seed below {present:g} %")
+    fig.legend(fontsize=7, loc="outside lower left", frameon=False, ncols=3)
     return fig
 
 

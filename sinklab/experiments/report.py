@@ -377,6 +377,8 @@ def _strongest(run: Run) -> tuple[Stat | None, str]:
     if not stats:
         return None, ""
     k = max(stats, key=lambda j: (stats[j].mean, -j))
+    if k != 1 and stats[k].mean < SINK_PRESENT:
+        k = 1  # no sink anywhere: a later position's stray 0.7 % is no place the sink "sits"
     return stats[k], "" if k == 1 else f" (Sink_{k})"
 
 
