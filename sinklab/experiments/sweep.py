@@ -44,7 +44,7 @@ def config_differences(run_dir: Path, spec: RunSpec, scale: Scale) -> list[str]:
     run must not be taken as this one.
     """
     from sinklab.config import to_dict
-    from sinklab.train.config import RESOLVED_AT_TRAINING, RUN_SECTIONS
+    from sinklab.train.config import HOW_NOT_WHAT, RESOLVED_AT_TRAINING, RUN_SECTIONS
 
     path = run_dir / "config.json"
     if not path.is_file():
@@ -54,10 +54,11 @@ def config_differences(run_dir: Path, spec: RunSpec, scale: Scale) -> list[str]:
     saved_file = json.loads(path.read_text())
     saved = _flatten({k: v for k, v in saved_file.items() if k in RUN_SECTIONS})
     missing = object()
+    ignored = RESOLVED_AT_TRAINING + HOW_NOT_WHAT
     return [
         f"{key} = {saved.get(key, missing)!r} there, {expected.get(key, missing)!r} here"
         for key in sorted(set(saved) | set(expected))
-        if saved.get(key, missing) != expected.get(key, missing) and key not in RESOLVED_AT_TRAINING
+        if saved.get(key, missing) != expected.get(key, missing) and key not in ignored
     ]
 
 

@@ -140,6 +140,9 @@ RESUME_KEYS = (
     "train.device",
     "train.distributed",
 )
+# Settings that change how a run is carried out or logged, never its numbers: a run trained with other
+# values of these is still the same run (a sweep may adopt it).
+HOW_NOT_WHAT = tuple(key for key in RESUME_KEYS if key != "train.steps")
 # Settings that training fills in from the data (loop.resolve_model_config), so a run's config.json may
 # differ from its preset in them without being another run.
 RESOLVED_AT_TRAINING = ("model.vocab_size", "model.context")

@@ -31,6 +31,9 @@ def test_runs_then_skips_finished_and_resumes_interrupted(tmp_path):
     assert again.skipped == ["default", "lr_x2"] and not again.finished
     # (model.vocab_size and context, filled in from the data at training, do not make a run stale.)
     assert stale_runs(specs, scale, tmp_path) == {}
+    # Nor do settings that change how a run was logged or carried out, never its numbers.
+    logged = [RunSpec("default", ("train.tensorboard=true", "train.checkpoint_every=3")), specs[1]]
+    assert stale_runs(logged, scale, tmp_path) == {}
 
     # A finished run of the same name but other settings is not taken as this one.
     changed = [RunSpec("default"), RunSpec("lr_x2", ("train.lr=0.004",))]
