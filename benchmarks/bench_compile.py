@@ -38,10 +38,10 @@ SHAPES = {
 
 
 def trainer_step(model, forward, optimizer, mask):
-    from sinklab.train.evaluate import masked_loss
+    from sinklab.train.evaluate import training_loss
 
     def step(ids: torch.Tensor) -> float:
-        loss = masked_loss(forward(ids[:, :-1]), ids[:, 1:], mask)
+        loss = training_loss(forward, ids, mask)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()

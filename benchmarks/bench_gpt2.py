@@ -8,9 +8,9 @@ pre-LayerNorm with biases, one fused q/k/v projection with bias, causal SDPA, a 
 biases, a final LayerNorm and an lm_head tied to the token embedding; trained by a nanoGPT-train.py-style
 loop (cross-entropy, backward, clipping at 1, AdamW, the loss read every step). sinklab's side is SinkLM
 (its defaults: RoPE, RMSNorm, SwiGLU, no biases, untied lm_head) trained with the trainer's own step parts
-(`build_optimizer`, `set_lr`, `masked_loss` with the target mask, clipping). Both read random ids from
-memory: data, logging and evaluation are left out (benchmarks/bench_train.py measures the trainer's
-overhead against such a loop).
+(`build_optimizer`, `set_lr`, `training_loss` with the target mask, i.e. the head fused into the loss,
+clipping). Both read random ids from memory: data, logging and evaluation are left out
+(benchmarks/bench_train.py measures the trainer's overhead against such a loop).
 
 Each shape is timed in `--reps` rounds; a round runs every model for `--steps` steps after a warm-up, in
 turn (A B C A B C ...), so background load falls on every model alike; ratios are taken within a round.
@@ -156,6 +156,8 @@ def sinklab_side(shape: dict, d_ff: int, lr: float, device: torch.device, packag
     TrainConfig = importlib.import_module(f"{package}.train.config").TrainConfig
     evaluate = importlib.import_module(f"{package}.train.evaluate")
     autocast_for, masked_loss, target_mask = evaluate.autocast_for, evaluate.masked_loss, evaluate.target_mask
+    # the trainer's own loss: the head fused into it where the package has that (sinklab.model.loss)
+    training_loss = getattr(evaluate, "training_loss", None)
     optim = importlib.import_module(f"{package}.train.optim")
     build_optimizer, set_lr = optim.build_optimizer, optim.set_lr
 
@@ -176,8 +178,10 @@ def sinklab_side(shape: dict, d_ff: int, lr: float, device: torch.device, packag
     def step(forward, x: torch.Tensor, y: torch.Tensor) -> float:
         set_lr(opt, lr)
         with amp():
-            logits = forward(x)
-        loss = masked_loss(logits, y, mask)
+            if training_loss is not None:
+                loss = training_loss(forward, torch.cat([x, y[:, -1:]], dim=1), mask)
+            else:
+                loss = masked_loss(forward(x), y, mask)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
         opt.step()

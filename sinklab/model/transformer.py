@@ -11,6 +11,7 @@ from torch import nn
 
 from sinklab.model.attention import Attention, AttentionContext
 from sinklab.model.config import ModelConfig
+from sinklab.model.loss import head_cross_entropy
 from sinklab.model.masks import MASKS
 from sinklab.model.mlp import MLPS
 from sinklab.model.norms import NORMS
@@ -131,6 +132,8 @@ class SinkLM(nn.Module):
         *,
         logits_to_keep: int = 0,
         edit: AttentionEdit | None = None,
+        targets: torch.Tensor | None = None,
+        target_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Logits (B, T, V). With `record`, attention (in query blocks), q/k/v and hidden states feed it; the
         caller owns its batch (record.start_batch(B, T) before, record.end_batch() after); whole weight maps
@@ -138,7 +141,9 @@ class SinkLM(nn.Module):
         the last positions (as in transformers): a measurement needs no logits, and the vocabulary
         projection is a large share of a small model's forward. `edit` (an
         `AttentionEdit`, `sinklab ablate`) changes every layer's keys / values on every path, weights
-        included; None runs the plain forward."""
+        included; None runs the plain forward. With `targets` (B, T) and the (T,) bool `target_mask` of
+        counted targets, the training loss comes back instead of logits: the mean cross-entropy, with the
+        head and the loss fused so that no (B, T, V) logits are formed (`sinklab.model.loss`)."""
         b, t = input_ids.shape
         if record is not None and record.batch_shape != (b, t):
             raise RuntimeError(
@@ -174,8 +179,11 @@ class SinkLM(nn.Module):
             h = self.norm(h)
         if n_sink:
             h = h[:, n_sink:]  # (sliced only then: a slice's backward fills and copies a full gradient)
-        logits = self.lm_head(h[:, -logits_to_keep:] if logits_to_keep > 0 else h)
-        return logits
+        if targets is not None:
+            if target_mask is None:
+                raise ValueError("targets need a target_mask: the (T,) bool mask of counted targets")
+            return head_cross_entropy(h, self.lm_head.weight, targets, target_mask)
+        return self.lm_head(h[:, -logits_to_keep:] if logits_to_keep > 0 else h)
 
     def num_parameters(self, non_embedding: bool = False) -> int:
         n = sum(p.numel() for p in self.parameters())

@@ -16,6 +16,7 @@ from torch import nn
 from sinklab.measure.analysis import metrics_document
 from sinklab.measure.metrics import sink_percent, summarize_alpha, window_alpha
 from sinklab.measure.record import AttentionRecord, RecordResult
+from sinklab.model.loss import target_weights
 from sinklab.model.runner import SinkLMRunner
 from sinklab.observe import BACKEND_SINKLAB, observe
 
@@ -53,9 +54,14 @@ class _WeightedCrossEntropy(torch.autograd.Function):
 
 def masked_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy (fp32) over the target positions the model's loss mask keeps; logits (B, T, V)."""
-    weights = mask.to(torch.float32).expand(targets.shape).flatten()
-    weights = weights / weights.sum()
+    weights = target_weights(targets, mask)
     return _WeightedCrossEntropy.apply(logits.float().flatten(0, 1), targets.flatten(), weights)
+
+
+def training_loss(forward: Any, batch: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The loss of a training step on a (B, context + 1) batch: `masked_loss` of the model's logits, computed
+    by the model with the head fused into the loss (no (B, T, V) logits; sinklab.model.loss)."""
+    return forward(batch[:, :-1], targets=batch[:, 1:], target_mask=mask)
 
 
 @torch.no_grad()

@@ -31,10 +31,10 @@ from sinklab.train.distributed import DistEnv, setup
 from sinklab.train.evaluate import (
     autocast_for,
     log_fields,
-    masked_loss,
     metrics_json,
     record_sink,
     target_mask,
+    training_loss,
     validation_loss,
 )
 from sinklab.train.logging import RunLogger
@@ -208,8 +208,7 @@ def _train(
             for i in range(accum):
                 part = batch[i * micro : (i + 1) * micro]
                 with env.gradient_sync(wrapped, i == accum - 1), autocast():
-                    logits = forward(part[:, :-1])
-                loss = masked_loss(logits, part[:, 1:], mask) / accum
+                    loss = training_loss(forward, part, mask) / accum
                 loss.backward()
                 step_loss += loss.detach()
             if tc.grad_clip > 0:

@@ -122,15 +122,15 @@ def test_the_lock_refuses_a_second_process_and_dies_with_its_holder(tiny_overrid
 def test_a_diverging_loss_stops_the_run_keeping_the_last_checkpoint(
     tiny_overrides, tmp_path, capsys, monkeypatch
 ):
-    real = loop.masked_loss
+    real = loop.training_loss
     calls = []
 
-    def diverging(logits, targets, mask):
+    def diverging(forward, batch, mask):
         calls.append(1)
-        loss = real(logits, targets, mask)
+        loss = real(forward, batch, mask)
         return loss * math.nan if len(calls) > 15 else loss  # step 16 (one call per step) diverges
 
-    monkeypatch.setattr(loop, "masked_loss", diverging)
+    monkeypatch.setattr(loop, "training_loss", diverging)
     out = tmp_path / "nan"
     assert main(["train", "--out", str(out), "--set", *tiny_overrides]) == 2
     err = capsys.readouterr().err
