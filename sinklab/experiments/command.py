@@ -109,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
     states = {s.name: run_state(args.out / "runs" / s.name) for s in specs}
     stale = stale_runs(specs, scale, args.out)
     untestable = set() if slurm or args.train_all else untestable_runs(specs, scale, suites)
-    for name in untestable:
+    unread = set() if slurm or args.train_all else unread_runs(specs, scale, suites) - untestable
+    for name in untestable | unread:
         if states[name] != FINISHED:
             states[name] = "SKIP"
     todo = [s.name for s in specs if states[s.name] not in (FINISHED, "SKIP")]
@@ -143,6 +144,12 @@ def run(args: argparse.Namespace) -> int:
             "the runs show (--train-all: train them anyway)"
         )
         specs = [s for s in specs if s.name not in untestable]
+    if unread:
+        print(
+            f"SKIP: {len(unread)} run(s) that no claim reads (variants beyond the paper's claims); at a CPU "
+            "scale they cost hours and decide nothing (--train-all: train them anyway)"
+        )
+        specs = [s for s in specs if s.name not in unread]
     gated = set() if slurm or args.train_all else gated_runs(specs, scale, suites)
     if gated:
         print(
@@ -212,6 +219,20 @@ def untestable_runs(specs: list[RunSpec], scale: Scale, suites: list[str]) -> se
         return set()
     only_natural = runs_only_natural_claims_read(claims_for_sweep({"suites": suites, "scale": scale.name}))
     return {s.name for s in specs if run_name_and_seed(s.name)[0] in only_natural}
+
+
+def unread_runs(specs: list[RunSpec], scale: Scale, suites: list[str]) -> set[str]:
+    """At a CPU scale: the runs (seeds included) that no claim of the suites reads, such as the variants
+    beyond the paper (softpick, gated attention, ...); empty at the paper's scales, which train what the
+    suites list."""
+    from sinklab.experiments.claims import PAPER_SCALES
+    from sinklab.experiments.report import claims_for_sweep
+
+    if scale.name in PAPER_SCALES:
+        return set()
+    claims = claims_for_sweep({"suites": suites, "scale": scale.name})
+    read = {"default"} | {r for c in claims for r in c.runs}
+    return {s.name for s in specs if run_name_and_seed(s.name)[0] not in read}
 
 
 def gated_runs(specs: list[RunSpec], scale: Scale, suites: list[str]) -> set[str]:

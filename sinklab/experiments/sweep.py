@@ -162,7 +162,7 @@ def estimate_seconds(specs: list[RunSpec], scale: Scale, out: Path, jobs: int) -
     rates = [r for log in (out / "runs").glob("*/log.jsonl") if (r := _seconds_per_step(log)) is not None]
     if not rates:
         return None
-    steps = sum(run_steps(spec, scale) for spec in specs)
+    steps = sum(step_equivalents(spec, scale) for spec in specs)
     return sum(rates) / len(rates) * steps / max(jobs, 1)
 
 
@@ -170,11 +170,18 @@ def scale_estimate_seconds(specs: list[RunSpec], scale: Scale, jobs: int) -> flo
     """From the scale's measured speed (Scale.seconds_per_step), before any run has logged its own."""
     if scale.seconds_per_step is None:
         return None
-    return scale.seconds_per_step * sum(run_steps(spec, scale) for spec in specs) / max(jobs, 1)
+    return scale.seconds_per_step * sum(step_equivalents(spec, scale) for spec in specs) / max(jobs, 1)
 
 
 def run_steps(spec: RunSpec, scale: Scale) -> int:
     return scale_config(scale, spec.overrides).train.steps
+
+
+def step_equivalents(spec: RunSpec, scale: Scale) -> float:
+    """The run's steps in steps of the scale's batch: a step of half the batch takes about half the time, so
+    a token-matched batch-size run costs what the default does, not twice or half of it."""
+    train = scale_config(scale, spec.overrides).train
+    return train.steps * train.batch_size / scale.batch_size
 
 
 def logged_step(run_dir: Path) -> int:

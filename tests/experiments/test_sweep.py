@@ -137,11 +137,35 @@ def test_runs_only_natural_claims_read_are_skipped_where_a_bos_starts_every_sequ
 
 def test_the_dry_run_estimates_from_the_scales_measured_speed(tmp_path) -> None:
     from sinklab.experiments.suites import SCALES, optimization
-    from sinklab.experiments.sweep import estimate_seconds, run_steps, scale_estimate_seconds
+    from sinklab.experiments.sweep import estimate_seconds, scale_estimate_seconds, step_equivalents
 
     scale = SCALES["tiny"]
     specs = optimization(scale)
     assert estimate_seconds(specs, scale, tmp_path, 2) is None  # nothing has run under tmp_path
-    steps = sum(run_steps(s, scale) for s in specs)
+    steps = sum(step_equivalents(s, scale) for s in specs)
     assert scale_estimate_seconds(specs, scale, 2) == pytest.approx(scale.seconds_per_step * steps / 2)
     assert scale_estimate_seconds(specs, SCALES["60m"], 1) is None  # not measured: the dry run says so
+
+
+def test_runs_no_claim_reads_are_skipped_at_cpu_scales_only():
+    from sinklab.experiments.command import unread_runs
+
+    suites = ["optimization", "data", "loss", "architecture", "scale-up"]
+    ref = with_seeds(runs_for("all", SCALES["ref"]), 2)
+    skipped = unread_runs(ref, SCALES["ref"], suites)
+    assert {"softpick", "softpick-seed1", "gated", "wd_0.1"} <= skipped
+    assert not {"default", "default-seed1", "lr_x0.25", "wd_0", "wd_5", "sigmoid_nonorm", "post_ln"} & skipped
+    assert unread_runs(runs_for("architecture", SCALES["60m"]), SCALES["60m"], ["architecture"]) == set()
+
+
+def test_the_estimate_counts_a_token_matched_batch_run_by_its_tokens():
+    from sinklab.experiments.suites import optimization
+    from sinklab.experiments.sweep import run_steps, step_equivalents
+
+    scale = SCALES["ref"]
+    runs = {s.name: s for s in optimization(scale)}
+    assert run_steps(runs["batch_x0.5"], scale) == 2 * run_steps(runs["default"], scale)
+    # twice the steps at half the batch: the default's cost, not twice it
+    assert step_equivalents(runs["batch_x0.5"], scale) == step_equivalents(runs["default"], scale)
+    assert step_equivalents(runs["batch_x2"], scale) == step_equivalents(runs["default"], scale)
+    assert step_equivalents(runs["lr_x0.5_steps_x2"], scale) == 2 * step_equivalents(runs["default"], scale)
