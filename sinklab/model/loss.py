@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import torch
 
-# fp32 logits per chunk (4 MB): a chunk's passes then hit the cache; at least this many rows per chunk so the
-# GEMMs stay large for big vocabularies.
-LOGITS_PER_CHUNK = 1 << 20
+# fp32 logits per chunk: on a CPU 4 MB, so that a chunk's passes hit the cache; on a GPU 256 MB, where the
+# point is memory (a 60m-shape step's logits are 4 GB) and larger GEMMs keep the card busy. At least this many
+# rows per chunk, so that the GEMMs stay large for big vocabularies.
+LOGITS_PER_CHUNK = {"cpu": 1 << 20, "other": 1 << 26}
 MIN_CHUNK_ROWS = 256
 
 
@@ -26,8 +27,9 @@ def target_weights(targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return weights / weights.sum()
 
 
-def chunk_rows(vocab: int) -> int:
-    return max(MIN_CHUNK_ROWS, LOGITS_PER_CHUNK // max(1, vocab))
+def chunk_rows(vocab: int, device_type: str = "cpu") -> int:
+    logits = LOGITS_PER_CHUNK.get(device_type, LOGITS_PER_CHUNK["other"])
+    return max(MIN_CHUNK_ROWS, logits // max(1, vocab))
 
 
 class _HeadCrossEntropy(torch.autograd.Function):
@@ -47,7 +49,7 @@ class _HeadCrossEntropy(torch.autograd.Function):
             grad_h = torch.empty_like(hidden) if want_h else None
             grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if want_w else None
             loss = torch.zeros((), dtype=torch.float32, device=hidden.device)
-            step = chunk_rows(weight.shape[0])
+            step = chunk_rows(weight.shape[0], device)
             for start in range(0, h.shape[0], step):
                 rows = slice(start, start + step)
                 logits = (h[rows] @ w.t()).float()

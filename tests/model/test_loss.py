@@ -22,7 +22,7 @@ def _plain(hidden, weight, targets, mask):
 @pytest.mark.parametrize("rows_per_chunk", [5, 7, 64])  # chunks that do and do not divide the rows
 @pytest.mark.parametrize("kept", ["all", "prefix"])
 def test_value_and_gradients_equal_the_plain_loss(monkeypatch, rows_per_chunk, kept):
-    monkeypatch.setattr(fused, "chunk_rows", lambda vocab: rows_per_chunk)
+    monkeypatch.setattr(fused, "chunk_rows", lambda vocab, device: rows_per_chunk)
     torch.manual_seed(0)
     hidden = torch.randn(3, 9, 16, requires_grad=True)
     weight = (torch.randn(40, 16) * 0.7).requires_grad_()
@@ -102,3 +102,8 @@ def test_targets_without_a_mask_are_refused():
     model = SinkLM(ModelConfig(vocab_size=50, context=16, n_layer=1, n_head=2, d_model=16, d_ff=32))
     with pytest.raises(ValueError, match="target_mask"):
         model(torch.zeros(1, 4, dtype=torch.long), targets=torch.zeros(1, 4, dtype=torch.long))
+
+
+def test_chunks_hold_a_few_mb_of_logits_on_a_cpu_and_more_elsewhere():
+    assert fused.chunk_rows(2048) == 512 and fused.chunk_rows(1 << 20) == fused.MIN_CHUNK_ROWS
+    assert fused.chunk_rows(32768, "cuda") == 2048
