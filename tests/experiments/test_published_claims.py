@@ -1,6 +1,7 @@
-"""The published tiny sweep's claims.json, recomputed from the file alone by a second implementation of the
-rule: its own Student t quantile (Simpson's rule on the density, then bisection), its own means and
-variances (the statistics module), its own reading of the verdict from the tests."""
+"""The published sweeps' claims.json (tiny; ref as its sweep stands), recomputed from the file alone by a
+second implementation of the rule: its own Student t quantile (Simpson's rule on the density, then
+bisection), its own means and variances (the statistics module), its own reading of the verdict from the
+tests."""
 
 import json
 import math
@@ -11,6 +12,9 @@ import pytest
 
 PUBLISHED = Path(__file__).resolve().parents[2] / "docs" / "results" / "tiny-seeded-claims.json"
 DATA = json.loads(PUBLISHED.read_text())
+# the reference scale's sweep, published as it stands (docs/results/ref/)
+REF_DATA = json.loads((PUBLISHED.parent / "ref" / "claims.json").read_text())
+ENTRIES = [("tiny", e) for e in DATA["claims"]] + [("ref", e) for e in REF_DATA["claims"]]
 PRECONDITIONS = {"missing", "untested at CPU scales", "not at this scale"}
 
 
@@ -79,8 +83,8 @@ def verdict(entry: dict) -> str:
     return "inconclusive"
 
 
-@pytest.mark.parametrize("entry", DATA["claims"], ids=lambda e: e["id"])
-def test_every_published_verdict_recomputes_from_the_file(entry):
+@pytest.mark.parametrize("scale,entry", ENTRIES, ids=[f"{s}-{e['id']}" for s, e in ENTRIES])
+def test_every_published_verdict_recomputes_from_the_file(scale, entry):
     if not entry["requires"]:
         assert entry["verdict"] in PRECONDITIONS and entry["rule"]
         return
@@ -96,8 +100,9 @@ def test_every_published_verdict_recomputes_from_the_file(entry):
             assert values is None or values in published, (entry["id"], test["what"])
 
 
-def test_the_onset_is_the_latest_default_seed_that_grew_a_sink():
-    onset = DATA["onset"]
+@pytest.mark.parametrize("data", [DATA, REF_DATA], ids=["tiny", "ref"])
+def test_the_onset_is_the_latest_default_seed_that_grew_a_sink(data):
+    onset = data["onset"]
     grown = [s for s in onset["per_seed"] if s is not None]
     assert onset["step"] == max(s for s, _ in grown) and onset["tokens"] == max(t for _, t in grown)
 
