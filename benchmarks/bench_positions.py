@@ -14,9 +14,9 @@ Processes, one torch thread each, the same model folder and the same `ids:` file
     OMP_NUM_THREADS=1 python benchmarks/bench_positions.py                 # T = 1024 and 4096, 3 rounds
     OMP_NUM_THREADS=1 python benchmarks/bench_positions.py --lengths 1024 --repeats 5
 
-Rounds alternate the processes (A B C ... A B C ...) after one warm-up of `plain`; each cell is the median
-wall time of its rounds, and each ratio the median over rounds of that round's ratio to `plain` /
-`plain-last`.
+Rounds alternate the processes (A B C ... A B C ...) after one warm-up of `plain`. Each process's time is its
+own CPU time (user + system, from os.wait4: on a shared machine time-slicing inflates wall time, not this) and
+its wall time; each cell is the median over rounds, each ratio the median over rounds of that round's ratio.
 """
 
 from __future__ import annotations
@@ -91,14 +91,18 @@ def make_model(folder: Path, layers: int, heads: int, vocab: int) -> None:
     LlamaForCausalLM(cfg).save_pretrained(folder)
 
 
-def timed(cmd: list[str], env: dict[str, str]) -> float:
-    """Wall seconds of one whole process; a failure is raised with its stderr."""
+def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(CPU seconds, wall seconds) of one whole process (its own rusage from os.wait4: user + system time,
+    which time-slicing with other processes on a shared machine does not inflate); a failure is raised."""
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, check=False)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    stderr = proc.stderr.read() if proc.stderr is not None else b""
+    _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise RuntimeError(f"{cmd[:5]} failed ({proc.returncode}): {proc.stderr.decode()[-800:]}")
-    return wall
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise RuntimeError(f"{cmd[:5]} failed ({code}): {stderr.decode()[-800:]}")
+    return usage.ru_utime + usage.ru_stime, wall
 
 
 def commands(model: Path, ids: Path, out: Path, length: int, samples: int, batch: int) -> dict[str, list]:
@@ -146,24 +150,28 @@ def bench(tmp: Path, length: int, repeats: int, vocab: int) -> str:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     cmds = commands(model, ids_file, tmp / f"out{length}", length, samples, batch)
     timed(cmds["plain"], env)  # warm-up (page cache), not counted
-    rounds: list[dict[str, float]] = []
+    rounds: list[dict[str, tuple[float, float]]] = []
     for _ in range(repeats):
         rounds.append({name: timed(cmd, env) for name, cmd in cmds.items()})
-        walls = {k: round(v, 2) for k, v in rounds[-1].items()}
-        print(f"T={length} round {len(rounds)}: {json.dumps(walls)}", flush=True)
+        shown = {k: [round(v[0], 2), round(v[1], 2)] for k, v in rounds[-1].items()}
+        print(f"T={length} round {len(rounds)} (CPU s, wall s): {json.dumps(shown)}", flush=True)
     sink, alpha = max_delta(tmp / f"out{length}")
     lines = [
         f"### T = {length}: {layers}-layer d=256 {heads}-head Llama (vocab {vocab}), "
         f"{samples} x {length} ids, batch {batch}, one thread, {repeats} rounds",
         "",
-        "| process | wall median (s) | / plain | / plain-last |",
-        "|---|---|---|---|",
+        "| process | CPU median (s) | CPU / plain | CPU / plain-last | wall median (s) | wall / plain |",
+        "|---|---|---|---|---|---|",
     ]
     for name in cmds:
-        wall = statistics.median(r[name] for r in rounds)
-        to_plain = statistics.median(r[name] / r["plain"] for r in rounds)
-        to_last = statistics.median(r[name] / r["plain-last"] for r in rounds)
-        lines.append(f"| {name} | {wall:.2f} | {to_plain:.2f}x | {to_last:.2f}x |")
+        cpu = statistics.median(r[name][0] for r in rounds)
+        wall = statistics.median(r[name][1] for r in rounds)
+        to_plain = statistics.median(r[name][0] / r["plain"][0] for r in rounds)
+        to_last = statistics.median(r[name][0] / r["plain-last"][0] for r in rounds)
+        wall_ratio = statistics.median(r[name][1] / r["plain"][1] for r in rounds)
+        lines.append(
+            f"| {name} | {cpu:.2f} | {to_plain:.3f}x | {to_last:.3f}x | {wall:.2f} | {wall_ratio:.2f}x |"
+        )
     lines += [
         "",
         f"--positions {POSITIONS} vs full: max |Δ Sink_k| {sink:.1e} points, max |Δα_k| {alpha:.1e}",

@@ -178,7 +178,8 @@ def check_settings(out: Path, settings: dict[str, Any]) -> dict[str, Any]:
 
 
 def make_ids(folder: Path, source: str, cfg: MeasureConfig, path: Path) -> None:
-    """OUT/ids.jsonl from the input SPEC, tokenised once with the series' tokenizer (at `folder`)."""
+    """OUT/ids.jsonl from the input SPEC, tokenised once with the series' tokenizer: the first checkpoint's
+    (at `folder`), or cfg.tokenizer (--tokenizer)."""
     from sinklab.measure.opening import open_measurement
 
     opened = open_measurement(str(folder), source, cfg, "trajectory")
@@ -233,6 +234,7 @@ def run_trajectory(
     result = Trajectory(out=out, input=source)
     with sigterm_as_interrupt():
         _check_local_members(series, saved, out)
+        hub.check_cached(series)
         for n, ckpt in enumerate(series, 1):
             folder_out = out / "measured" / ckpt.label
             done = folder_out / "metrics.json"
@@ -244,9 +246,7 @@ def run_trajectory(
             folder = _local_folder(ckpt, downloads, cfg)
             saved = _check_or_record_series(ckpt, folder, saved, out)
             if not ids_path.is_file():
-                make_ids(
-                    Path(cfg.tokenizer) if isinstance(cfg.tokenizer, str) else folder, source, cfg, ids_path
-                )
+                make_ids(folder, source, cfg, ids_path)  # the series' tokenizer, or --tokenizer
             metrics = measure_checkpoint(folder, ids_path, cfg, folder_out)
             result.checkpoints.append(Measured(ckpt, metrics, measured_now=True))
             if ckpt.on_hub and not keep_downloads and hub.drop(ckpt, downloads):

@@ -89,6 +89,14 @@ def _not_found(ckpt: Checkpoint, why: str) -> SinklabError:
     )
 
 
+def check_cached(series: list[Checkpoint]) -> None:
+    """Offline, every hub revision must be cached: checked before anything is measured."""
+    if offline():
+        for ckpt in series:
+            if ckpt.on_hub and cached_snapshot(ckpt.repo or "", ckpt.revision or "") is None:
+                raise _not_found(ckpt, "not in the local hub cache, and HF_HUB_OFFLINE is set")
+
+
 def fetch(ckpt: Checkpoint, downloads: Downloads, allow_pickle: bool = False) -> Path:
     """The local folder of a hub revision: the cached snapshot, or a download (recorded in `downloads`)."""
     assert ckpt.repo is not None and ckpt.revision is not None
