@@ -179,6 +179,28 @@ def _layer(active: _Active | None, module: nn.Module) -> int:
     return active.calls
 
 
+def _apply_edit(
+    active: _Active,
+    layer: int,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    mask: torch.Tensor | None,
+    causal: bool,
+) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """The layer's mask and values with the active edit applied (an edited mask built once per pass)."""
+    assert active.edit is not None
+    keep = active.edit.key_mask(layer, query.shape[1], query.shape[2], key.shape[2], query.device)
+    if keep is not None:
+        cache_key = (id(mask), id(keep))
+        hit = active.edited.get(cache_key)
+        if hit is None:
+            hit = (mask, keep, edited_mask(mask, keep, causal, query.shape[2], key.shape[2]))
+            active.edited[cache_key] = hit
+        mask = hit[2]
+    return mask, active.edit.value(layer, value, query.shape[1])
+
+
 def sinklab_attention_forward(
     module: nn.Module,
     query: torch.Tensor,
@@ -200,19 +222,7 @@ def sinklab_attention_forward(
     if isinstance(indices, torch.Tensor):  # sparse attention's top-k keys (DeepSeek-V3.2's indexer & co.)
         attention_mask = selected_keys_mask(attention_mask, indices, causal, query.shape[2], key.shape[2])
     if active is not None and active.edit is not None:
-        keep = active.edit.key_mask(layer, query.shape[1], query.shape[2], key.shape[2], query.device)
-        if keep is not None:
-            cache_key = (id(attention_mask), id(keep))
-            hit = active.edited.get(cache_key)
-            if hit is None:
-                hit = (
-                    attention_mask,
-                    keep,
-                    edited_mask(attention_mask, keep, causal, query.shape[2], key.shape[2]),
-                )
-                active.edited[cache_key] = hit
-            attention_mask = hit[2]
-        value = active.edit.value(layer, value, query.shape[1])
+        attention_mask, value = _apply_edit(active, layer, query, key, value, attention_mask, causal)
     softcap = kwargs.get("softcap")
     sinks = kwargs.get("s_aux")
     if sinks is None:
