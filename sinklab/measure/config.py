@@ -30,8 +30,8 @@ class MeasureConfig:
     length: tuple[int, ...] | int = 64
     samples: int = 100  # number of samples >= 1
     eps: Sequence[float] = (DEFAULT_EPS,)  # thresholds ε in (0, 1); the first is the headline
-    # report key positions 1..K only (K <= --length), computed from the fused attention kernel's log-sum-exp
-    # with no T x T weights (about the speed of a plain forward); the full mode where that cannot apply
+    # report key positions 1..K only (K <= --length): α from the fused attention kernel's log-sum-exp, no
+    # T x T weights; the full mode (and a note) where that cannot apply
     positions: int | None = None
     # BOS handling of text inputs: auto (the tokenizer's own special tokens), sequence (BOS first), none
     bos: str = "auto"

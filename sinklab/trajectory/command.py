@@ -31,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     # --input and the measure options, as `sinklab measure` has them (--positions defaults to 4 here)
     add_model_input_arguments(parser, model=False)
+    for action in parser._actions:
+        if action.dest == "positions":
+            action.help = f"{action.help}; trajectory's default: 4 (Sink_1..Sink_4 by the fast path)"
     parser.add_argument("--no-plots", action="store_true", help="skip the figures and report.html")
     parser.add_argument("--out", required=True, help="output folder; the same command again continues it")
 
