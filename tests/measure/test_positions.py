@@ -134,3 +134,21 @@ def test_cli_writes_k_positions(tmp_path: Path, tiny_llama: Path, capsys: pytest
     assert np.array(doc["alpha"]).shape[-1] == 3 and np.array(doc["sink_percent_by_layer"]).shape[-1] == 3
     assert len((out / "sink_percent.csv").read_text().strip().splitlines()) == 1 + 3
     assert "Sink_3=" in capsys.readouterr().out
+
+
+def test_sliding_window_past_the_whole_rows(tmp_path: Path) -> None:
+    """A window longer than the 64 whole rows: queries 65..80 see key 1 through the boolean mask, so the
+    log-sum-exp path's masked weights are not all zero."""
+    torch.manual_seed(0)
+    config = tiny_config("mistral")
+    config.sliding_window = 80
+    AutoModelForCausalLM.from_config(config).save_pretrained(tmp_path / "m")
+    ids = _ids()
+    full = measure(str(tmp_path / "m"), ids, eps=EPS, plots=False)
+    fast = measure(str(tmp_path / "m"), ids, eps=EPS, plots=False, positions=K)
+    assert fast.window is not None and fast.window["windowed_layers"]
+    np.testing.assert_allclose(fast.alpha, full.alpha[..., :K], atol=1e-5, rtol=0)
+    np.testing.assert_allclose(
+        fast.window["sink_percent_by_layer"], full.window["sink_percent_by_layer"][:, :K], atol=1e-4
+    )
+    assert not [n for n in fast.notes if n.startswith("--positions")]
