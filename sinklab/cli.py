@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "reproduce": ("sinklab.experiments", "the paper's experiments as preset sweeps"),
     "report": ("sinklab.experiments", "the claim table and plots of a reproduce directory"),
     "compare": ("sinklab.measure", "several measurements side by side: model against model, T against T"),
+    "trajectory": ("sinklab.trajectory", "when the sink emerged: the metric of every checkpoint of a series"),
     "list": ("sinklab", "registries (kernels, masks, positions, ...), presets and suites"),
 }
 

@@ -64,6 +64,10 @@ def _run_sections() -> list[tuple[str, list[tuple[str, str]]]]:
             "open-lms",
             "The paper's public models from the hub (GPT-2, Pythia, OPT, Llama, Mistral), beside Table 1.",
         ),
+        (
+            "pythia-trajectory",
+            "sinklab trajectory on Pythia's checkpoint series (hub): when the sink emerged, by the rule.",
+        ),
         ("all", "Every training suite above, each run once."),
     ]
     return [

@@ -90,6 +90,10 @@ class ModelRunner:
     name: str
     query_block: int
     lead: int = 0  # positions the blocks' outputs hold before token 1 (a SinkLM's prepended sink token)
+    # --positions K: a runner that can (the HF registered-function path) feeds only what α_1..α_K need, from
+    # the fused attention kernel's log-sum-exp; `fast_fallbacks` counts its calls that could not, by reason
+    positions: int | None = None
+    fast_fallbacks: dict[str, int] | None = None
 
     @property
     def device(self) -> torch.device:

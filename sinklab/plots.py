@@ -545,3 +545,92 @@ def window_losses(baseline: Any, windowed: Sequence[Any], window: int) -> Figure
             fontsize=7,
         )
     return fig
+
+
+# ---- trajectory: one model's checkpoints in training order ------------------------------------------------
+def _step_axis(ax: Axes, steps: Sequence[int]) -> None:
+    """A log step axis that keeps step 0: symmetric log, linear below the first positive step."""
+    positive = [s for s in steps if s > 0]
+    if positive and max(positive) / min(positive) >= 10:
+        ax.set_xscale("symlog", linthresh=min(positive), linscale=0.5)
+        from matplotlib.ticker import FuncFormatter
+
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, pos: f"{x:g}"))
+        # no negative steps: the axis starts just left of 0 (or of the first step)
+        ax.set_xlim(-0.5 * min(positive) if 0 in steps else 0.7 * min(positive), 1.4 * max(positive))
+    ax.set_xlabel("training step (log scale; step 0 at the left)" if positive else "training step")
+
+
+def trajectory_sink(
+    steps: Sequence[int],
+    by_eps: dict[str, Sequence[float]],
+    title: str,
+    onset: tuple[int, int | None] | None,
+    headline: str,
+) -> Figure:
+    """Sink_1 at each ε against the training step, the headline ε bold, and the sink onset (the reproduce
+    rule's: the first checkpoint with Sink_1 >= 5 % at the headline ε) marked; onset: (step, tokens)."""
+    fig = figure((6.2, 3.6))
+    ax = fig.subplots()
+    cmap = _colormap("viridis")
+    keys = sorted(by_eps, key=float)
+    for i, eps in enumerate(keys):
+        bold = eps == headline
+        colour = "black" if bold else cmap(0.15 + 0.7 * i / max(1, len(keys) - 1))
+        ax.plot(
+            steps, by_eps[eps], marker="o", ms=3, lw=2.0 if bold else 1.0, color=colour, label=f"ε = {eps}"
+        )
+    ax.axhline(5.0, color="grey", ls=":", lw=0.8)
+    if onset is not None:
+        ax.axvline(onset[0], color="#cf222e", ls="--", lw=1)
+        tokens = f"\n({onset[1] / 1e6:.1f}M tokens)" if onset[1] else ""
+        ax.annotate(
+            f"onset (ε = {headline}): step {onset[0]}{tokens}",
+            (onset[0], 0.97),
+            xycoords=("data", "axes fraction"),
+            xytext=(5, 0),
+            textcoords="offset points",
+            fontsize=8,
+            color="#cf222e",
+            va="top",
+        )
+    _step_axis(ax, steps)
+    ax.set(ylabel="Sink_1 (%)", ylim=(-2, 102))
+    ax.set_title(wrap(title, 80), fontsize=9, loc="left")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def trajectory_layers(steps: Sequence[int], by_layer: np.ndarray, title: str) -> Figure:
+    """Per-layer Sink_1 (%) over checkpoints: layers (from 0) as rows, checkpoints in training order as
+    columns (labelled by step), one colour scale 0-100 %."""
+    by_layer = np.asarray(by_layer, dtype=float)  # (layers, checkpoints)
+    fig = figure((max(4.5, 0.35 * len(steps) + 2.5), max(2.6, 0.3 * by_layer.shape[0] + 1.6)))
+    ax = fig.subplots()
+    im = ax.imshow(by_layer, aspect="auto", cmap="viridis", vmin=0, vmax=100, origin="lower")
+    every = max(1, len(steps) // 16)
+    ax.set_xticks(range(0, len(steps), every), [str(s) for s in steps][::every], rotation=60, fontsize=7)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set(xlabel="checkpoint (training step)", ylabel="layer (from 0)")
+    ax.set_title(wrap(title, 80), fontsize=9, loc="left")
+    fig.colorbar(im, ax=ax, label="Sink_1 (%)")
+    return fig
+
+
+def trajectory_ratio(steps: Sequence[int], ratio: Sequence[float | None], title: str) -> Figure:
+    """The massive-activation ratio (max over blocks of ||h_1|| / mean_{t>1} ||h_t||) against the step."""
+    fig = figure((6.2, 3.2))
+    ax = fig.subplots()
+    points = [(s, r) for s, r in zip(steps, ratio, strict=True) if r is not None]
+    if points:
+        xs, ys = zip(*points, strict=True)
+        ax.plot(xs, ys, marker="o", ms=3, color="black")
+    ax.axhline(1.0, color="grey", ls=":", lw=0.8)
+    _step_axis(ax, steps)
+    ax.set(ylabel="max over blocks of ‖h₁‖ / mean ‖h_t‖")
+    ax.set_title(wrap(title, 80), fontsize=9, loc="left")
+    ax.grid(alpha=0.3)
+    return fig

@@ -112,6 +112,17 @@ FIGURES: dict[str, Callable[[], Any]] = {
         ],
         4,
     ),
+    "trajectory_sink": lambda: plots.trajectory_sink(
+        [0, 1, 2, 4, 1000, 2000],
+        {"0.3": [0.0, 0.0, 1.0, 3.0, 12.0, 20.0], "0.5": [0.0, 0.0, 0.0, 1.0, 4.0, 9.0]},
+        "pythia-14m · T = 64, n = 100\nSink_1 during pre-training",
+        (1000, 2097152000),
+        "0.3",
+    ),
+    "trajectory_layers": lambda: plots.trajectory_layers(
+        [0, 10, 100], np.array([[0.0, 10.0, 50.0], [0.0, 30.0, 90.0]]), "Sink_1 per layer"
+    ),
+    "trajectory_ratio": lambda: plots.trajectory_ratio([0, 10, 100], [1.2, None, 30.0], "massive activation"),
 }
 
 

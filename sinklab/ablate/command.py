@@ -21,7 +21,8 @@ def _int_or(word: str):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_model_input_arguments(parser)  # the model and input options are `sinklab measure`'s
+    # the model and input options are `sinklab measure`'s (its --positions is ablate's own option here)
+    add_model_input_arguments(parser, skip=("positions",))
     parser.add_argument(
         "--ablations",
         nargs="+",
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         args.model,
         args.source,
         args.ablations,
-        measure_config(args),
+        measure_config(args, skip=("positions",)),
         options,
         out=args.out,
         plots=not args.no_plots,

@@ -39,9 +39,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--dry-run", action="store_true", help="list the runs and the time estimate only")
     parser.add_argument(
-        "--models", nargs="*", help="open-lms: hub ids or folders instead of the paper's list"
+        "--models", nargs="*", help="open-lms, pythia-trajectory: hub ids (or folders) instead of the paper's"
     )
-    parser.add_argument("--samples", type=int, default=100, help="open-lms: sequences per input kind")
+    parser.add_argument(
+        "--samples", type=int, default=100, help="open-lms, pythia-trajectory: sequences per input kind"
+    )
     parser.add_argument(
         "--launcher",
         choices=("local", "slurm"),
@@ -80,6 +82,18 @@ def run(args: argparse.Namespace) -> int:
         rows = measure_open_lms(args.out, models, samples=args.samples)
         print(open_lm_table(rows, sorted({k for r in rows for k in r.values})))
         return 0
+    if args.suite == "pythia-trajectory":
+        if args.launcher == "slurm":
+            raise SinklabError(
+                "--suite pythia-trajectory measures on this machine: only with --launcher local"
+            )
+        from sinklab.experiments.pythia_trajectory import MODELS, measure_pythia_trajectories, table
+
+        rows, verdict = measure_pythia_trajectories(
+            args.out, tuple(args.models) if args.models else MODELS, samples=args.samples
+        )
+        print(table(rows, verdict), end="")
+        return 0
     if args.jobs is not None and args.jobs < 1:
         raise ValueError(f"--jobs must be >= 1 (runs at once), got {args.jobs}")
     if args.seeds is not None and args.seeds < 1:
@@ -93,7 +107,9 @@ def run(args: argparse.Namespace) -> int:
     scale = get_scale(args.scale)
     specs = with_seeds(runs_for(args.suite, scale), seeds_per_run(scale, args.seeds))
     suites = (
-        [s for s in suite_names() if s not in ("all", "open-lms")] if args.suite == "all" else [args.suite]
+        [s for s in suite_names() if s not in ("all", "open-lms", "pythia-trajectory")]
+        if args.suite == "all"
+        else [args.suite]
     )
     specs = order_for_claims(specs, scale, suites)
     from sinklab.experiments.sweep import (

@@ -491,7 +491,7 @@ def training_suites() -> list[str]:
 
 
 def suite_names() -> list[str]:
-    return [*training_suites(), "open-lms", "all"]
+    return [*training_suites(), "open-lms", "pythia-trajectory", "all"]
 
 
 def runs_for(suite: str, scale: Scale) -> list[RunSpec]:

@@ -118,6 +118,7 @@ OPTIONAL_SECTIONS = (
     "window",
     "first_token",
     "length_sweep",
+    "positions",
 )
 
 

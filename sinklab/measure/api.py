@@ -11,6 +11,7 @@ given token ids. Loading is `sinklab.measure.load`, the opening shared with `abl
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -33,7 +34,7 @@ from sinklab.measure.outputs import write_outputs
 from sinklab.measure.record import AttentionRecord
 from sinklab.measure.sweep import LengthSweep
 from sinklab.measure.windows import layer_windows, window_fields
-from sinklab.observe import QUERY_BLOCK, Observers, observe
+from sinklab.observe import BACKEND_EAGER, BACKEND_SINKLAB, QUERY_BLOCK, Observers, observe
 
 
 class EpsDict(dict):
@@ -119,6 +120,8 @@ class MeasureResult:
     first_token: dict[str, Any] | None = None
     # --length T1 T2 ...: Sink_k at every length from one forward (sinklab.measure.sweep)
     length_sweep: dict[str, Any] | None = None
+    # --positions K: only key positions 1..K were computed (alpha, sink_percent, ... hold K entries)
+    positions: int | None = None
     notes: list[str] = field(default_factory=list)
     out: str | None = None
     written: list[str] = field(default_factory=list)  # files written to `out`
@@ -308,6 +311,39 @@ def measure_command(
     return result
 
 
+def positions_notes(runner: Any, positions: int) -> list[str]:
+    """What --positions K could not do the fast way, for the console and metrics.json `notes`."""
+    head = f"--positions {positions}"
+    if runner.backend == BACKEND_SINKLAB:
+        return [
+            f"{head}: sinklab's own model has no fused attention kernel that returns the log-sum-exp; "
+            "measured in the full mode (every weight recomputed in query blocks; exact, slower)"
+        ]
+    if runner.backend == BACKEND_EAGER:
+        return [f"{head}: the eager fallback reads whole attention maps; measured in the full mode"]
+    return [
+        f"{head}: the log-sum-exp shortcut does not apply to {why} ({n} attention call(s) over all batches); "
+        "they ran the full mode instead (every weight recomputed in query blocks; exact, slower)"
+        for why, n in (runner.fast_fallbacks or {}).items()
+    ]
+
+
+def _observe(runner: Any, ids: Any, members: tuple, cfg: MeasureConfig) -> list[str]:
+    """Run the measurement's pass (through the log-sum-exp path with --positions); its fallback notes."""
+    if cfg.positions is None:
+        observe(runner, ids, Observers(members), cfg.batch_size, progress=cfg.progress)
+        return []
+    runner.positions, runner.fast_fallbacks = cfg.positions, None
+    try:
+        observe(runner, ids, Observers(members), cfg.batch_size, progress=cfg.progress)
+        notes = positions_notes(runner, cfg.positions)
+    finally:
+        runner.positions, runner.fast_fallbacks = None, None
+    for note in notes:
+        print(f"sinklab measure: {note}", file=sys.stderr)
+    return notes
+
+
 def _measure(opened: Opened, source: str, cfg: MeasureConfig, analyses: bool) -> MeasureResult:
     runner, ids = opened.runner, opened.ids
     record, maps = AttentionRecord(analyses=analyses, query_block=cfg.query_block), HeadMapRecord()
@@ -316,8 +352,10 @@ def _measure(opened: Opened, source: str, cfg: MeasureConfig, analyses: bool) ->
     if cfg.sweep:
         sweep = LengthSweep(lengths=cfg.sweep, query_block=cfg.query_block)
         members = (*members, sweep)
-    observe(runner, ids, Observers(members), cfg.batch_size, progress=cfg.progress)
+    fast_notes = _observe(runner, ids, members, cfg)
     result = record.result()
+    if cfg.positions is not None:
+        result = result.first_positions(cfg.positions)
     alpha_first = result.alpha[..., 0].mean(axis=0)  # (L, H)
     layer, head = (int(i) for i in np.unravel_index(int(np.argmax(alpha_first)), alpha_first.shape))
     dtype, device = opened.dtype_device
@@ -340,11 +378,12 @@ def _measure(opened: Opened, source: str, cfg: MeasureConfig, analyses: bool) ->
             "alpha_1": float(alpha_first[layer, head]),
             "map_samples": int(min(MAP_SAMPLES, ids.shape[0])),
         },
-        notes=opened.notes + opened.inputs.notes,
+        notes=opened.notes + opened.inputs.notes + fast_notes,
         attention_layers=attention_labels(runner),
-        window=window_fields(result.alpha, windows, cfg.eps_list),
+        window=window_fields(result.alpha, windows, cfg.eps_list, int(ids.shape[1])),
         first_token=opened.inputs.first_token,
         length_sweep=sweep.fields(cfg.eps_list) if sweep is not None else None,
+        positions=cfg.positions,
     )
     document.pop("schema")
     return MeasureResult(**document, head_map=maps.mean_map(layer, head))

@@ -4,25 +4,32 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import Any
 
 from sinklab.config import add_config_arguments, config_from_args
 from sinklab.measure.checks import SPEC_FORMS
 from sinklab.measure.config import MeasureConfig
 
 
-def add_model_input_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options `sinklab measure` and `sinklab ablate` share: --model, --input, MeasureConfig's fields
-    (generated from the dataclass) and --threads."""
-    parser.add_argument(
-        "--model", required=True, help="HF hub id or folder, or a sinklab run / model / checkpoint directory"
-    )
+def add_model_input_arguments(
+    parser: argparse.ArgumentParser, skip: tuple[str, ...] = (), model: bool = True
+) -> None:
+    """The options `sinklab measure`, `ablate` and `trajectory` share: --model (unless `model` is False),
+    --input, MeasureConfig's fields but `skip` (generated from the dataclass) and --threads."""
+    if model:
+        parser.add_argument(
+            "--model",
+            required=True,
+            help="HF hub id or folder, or a sinklab run / model / checkpoint directory",
+        )
     parser.add_argument("--input", dest="source", default="random", help="one of: " + ", ".join(SPEC_FORMS))
-    add_config_arguments(parser, MeasureConfig, skip=("progress", "sweep"))
+    add_config_arguments(parser, MeasureConfig, skip=("progress", "sweep", *skip))
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads >= 1 (default: torch's)")
 
 
-def measure_config(args: argparse.Namespace) -> MeasureConfig:
-    """The MeasureConfig of parsed shared options (validated), after applying --threads."""
+def measure_config(args: argparse.Namespace, skip: tuple[str, ...] = (), **fixed: Any) -> MeasureConfig:
+    """The MeasureConfig of parsed shared options but `skip` (validated), after applying --threads;
+    `fixed`: fields set by the command itself."""
     import torch
 
     from sinklab.measure.checks import check_count
@@ -30,7 +37,9 @@ def measure_config(args: argparse.Namespace) -> MeasureConfig:
     if args.threads is not None:
         check_count("--threads", args.threads, 1, " (torch CPU threads; leave it out for torch's default)")
         torch.set_num_threads(args.threads)
-    return config_from_args(args, MeasureConfig, skip=("progress", "sweep"), progress=True)
+    return config_from_args(
+        args, MeasureConfig, skip=("progress", "sweep", *skip, *fixed), progress=True, **fixed
+    )
 
 
 def quiet_transformers() -> None:

@@ -30,6 +30,9 @@ class MeasureConfig:
     length: tuple[int, ...] | int = 64
     samples: int = 100  # number of samples >= 1
     eps: Sequence[float] = (DEFAULT_EPS,)  # thresholds ε in (0, 1); the first is the headline
+    # report key positions 1..K only (K <= --length): α from the fused attention kernel's log-sum-exp, no
+    # T x T weights; the full mode (and a note) where that cannot apply
+    positions: int | None = None
     # BOS handling of text inputs: auto (the tokenizer's own special tokens), sequence (BOS first), none
     bos: str = "auto"
     # join the documents (with the tokenizer's EOS between them) and cut --length-token windows (the paper's
@@ -66,6 +69,17 @@ class MeasureConfig:
             if sweep[-1] != self.length:
                 raise MeasureError(f"the sweep's longest length {sweep[-1]} must be --length {self.length}")
             object.__setattr__(self, "sweep", sweep if len(sweep) > 1 else None)
+        if self.positions is not None:
+            check_count("--positions", self.positions, 1, " (key positions 1..K to report)")
+            if self.positions > self.length:
+                raise MeasureError(
+                    f"--positions {self.positions} is past --length {self.length}: it takes K <= T"
+                )
+            if self.sweep is not None:
+                raise MeasureError(
+                    "--positions cannot be combined with several --length values (the length sweep needs "
+                    "every key's weights); give one --length"
+                )
         check_count("--batch-size", self.batch_size, 1, " (samples per forward pass)")
         check_count("--query-block", self.query_block, 1, " (queries per block of recomputed weights)")
         if self.bos in RENAMED_BOS:

@@ -295,10 +295,15 @@ class HFRunner(ModelRunner):
                 use_sdpa=_supports_sdpa(self.model),
                 edit=edit,
                 layer_of=self._layer_of,
+                positions=self.positions if record is not None else None,
             ) as active:
                 out = self.model(ids, use_cache=False, **extra)
                 self.layers = active.calls
                 self._seen = active.seen
+            if active.fallbacks:
+                self.fast_fallbacks = self.fast_fallbacks or {}
+                for why, n in active.fallbacks.items():
+                    self.fast_fallbacks[why] = self.fast_fallbacks.get(why, 0) + n
             return out.logits
         finally:
             self._record = None

@@ -29,11 +29,22 @@ from typing import Any
 import torch
 from torch import nn
 
-from sinklab.model.attention_weights import Scratch, block_weights, causal_bias, repeat_kv
+from sinklab.model.attention_weights import (
+    Scratch,
+    block_weights,
+    causal_bias,
+    first_key_weights,
+    repeat_kv,
+)
 from sinklab.model.edits import AttentionEdit, keep_allowed
 from sinklab.observe import QUERY_BLOCK, AttentionObserver
 
 ATTN_NAME = "sinklab"
+# --positions K (the fast path): the first queries' whole rows are still recomputed, because the
+# strongest-head map shows queries and keys 1..64 (sinklab.measure.observers.MAP_POSITIONS).
+FULL_ROWS = 64
+# Dtypes torch's CPU flash-attention kernel takes (the one that returns each row's log-sum-exp).
+FUSED_DTYPES = (torch.float32, torch.bfloat16, torch.float16, torch.float64)
 
 
 # ---- attention edits --------------------------------------------------------------------------------
@@ -95,6 +106,10 @@ class _Active:
     # Edited masks of this forward pass by (layer mask, edit mask): layers share both, so one is built once.
     # The tensors are kept with the result, so that their ids cannot be reused while the pass runs.
     edited: dict[tuple[int, int], tuple[Any, torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+    # --positions K: α of keys 1..K only, from the fused kernel's log-sum-exp; `fallbacks` counts the calls
+    # that could not take that path, by reason (they ran the full recomputation instead).
+    positions: int | None = None
+    fallbacks: dict[str, int] = field(default_factory=dict)
 
 
 # The measurement the registered function feeds, per thread / async context: two measurements running at
@@ -110,12 +125,20 @@ def measuring(
     use_sdpa: bool = True,
     edit: AttentionEdit | None = None,
     layer_of: dict[int, int] | None = None,
+    positions: int | None = None,
 ) -> Iterator[_Active]:
     """While inside, every `sinklab` attention call of this thread / async context feeds `record` (if given)
     and applies `edit` (if given); the `_Active` it yields counts the attention calls. `layer_of` maps the
-    attention modules' `layer_idx` to the record's layers (else the calls are counted)."""
+    attention modules' `layer_idx` to the record's layers (else the calls are counted). `positions`: feed
+    only what α of keys 1..K needs, through the fused kernel's log-sum-exp where a call allows it."""
     active = _Active(
-        record, query_block=query_block, use_sdpa=use_sdpa, scratch=Scratch(), edit=edit, layer_of=layer_of
+        record,
+        query_block=query_block,
+        use_sdpa=use_sdpa,
+        scratch=Scratch(),
+        edit=edit,
+        layer_of=layer_of,
+        positions=positions,
     )
     token = _ACTIVE.set(active)
     try:
@@ -156,6 +179,28 @@ def _layer(active: _Active | None, module: nn.Module) -> int:
     return active.calls
 
 
+def _apply_edit(
+    active: _Active,
+    layer: int,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    mask: torch.Tensor | None,
+    causal: bool,
+) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """The layer's mask and values with the active edit applied (an edited mask built once per pass)."""
+    assert active.edit is not None
+    keep = active.edit.key_mask(layer, query.shape[1], query.shape[2], key.shape[2], query.device)
+    if keep is not None:
+        cache_key = (id(mask), id(keep))
+        hit = active.edited.get(cache_key)
+        if hit is None:
+            hit = (mask, keep, edited_mask(mask, keep, causal, query.shape[2], key.shape[2]))
+            active.edited[cache_key] = hit
+        mask = hit[2]
+    return mask, active.edit.value(layer, value, query.shape[1])
+
+
 def sinklab_attention_forward(
     module: nn.Module,
     query: torch.Tensor,
@@ -177,23 +222,18 @@ def sinklab_attention_forward(
     if isinstance(indices, torch.Tensor):  # sparse attention's top-k keys (DeepSeek-V3.2's indexer & co.)
         attention_mask = selected_keys_mask(attention_mask, indices, causal, query.shape[2], key.shape[2])
     if active is not None and active.edit is not None:
-        keep = active.edit.key_mask(layer, query.shape[1], query.shape[2], key.shape[2], query.device)
-        if keep is not None:
-            cache_key = (id(attention_mask), id(keep))
-            hit = active.edited.get(cache_key)
-            if hit is None:
-                hit = (
-                    attention_mask,
-                    keep,
-                    edited_mask(attention_mask, keep, causal, query.shape[2], key.shape[2]),
-                )
-                active.edited[cache_key] = hit
-            attention_mask = hit[2]
-        value = active.edit.value(layer, value, query.shape[1])
+        attention_mask, value = _apply_edit(active, layer, query, key, value, attention_mask, causal)
     softcap = kwargs.get("softcap")
     sinks = kwargs.get("s_aux")
     if sinks is None:
         sinks = getattr(module, "sinks", None)
+    if active is not None and active.record is not None and active.positions is not None:
+        refusal = fast_path_refusal(
+            active, query, key, value, attention_mask, dropout, softcap, sinks, kwargs
+        )
+        if refusal is None:
+            return _fast_forward(active, layer, query, key, value, attention_mask, scaling, causal)
+        active.fallbacks[refusal] = active.fallbacks.get(refusal, 0) + 1
     needs_eager = softcap is not None or sinks is not None or (active is not None and not active.use_sdpa)
     eager_fn = _model_eager_function(module) if needs_eager else None
     if needs_eager and eager_fn is not None:
@@ -298,6 +338,153 @@ def feed_attention(
             scratch=scratch,
         )
         record.add_weights(layer, weights, start, slot=slot)
+
+
+# ---- --positions K: α of the first keys from the fused kernel's log-sum-exp ---------------------------
+def fast_path_refusal(
+    active: _Active,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    mask: torch.Tensor | None,
+    dropout: float,
+    softcap: float | None,
+    sinks: torch.Tensor | None,
+    kwargs: dict[str, Any],
+) -> str | None:
+    """Why this attention call cannot take the log-sum-exp path (None: it can). The shortcut is exact only
+    for plain softmax rows that torch's CPU flash kernel computes, the kernel SDPA itself runs there."""
+    mask = kwargs.get("attention_mask")
+    reasons = (
+        (softcap is not None, "logit softcapping (the fused kernel has none)"),
+        (sinks is not None, "sink logits (a softmax denominator term that belongs to no key)"),
+        (kwargs.get("position_bias") is not None, "an additive position bias"),
+        (active.edit is not None, "attention edits"),
+        (not active.use_sdpa, "the model does not support SDPA"),
+        (query.device.type != "cpu", f"{query.device.type} tensors (the log-sum-exp kernel is CPU-only)"),
+        (dropout not in (0, 0.0), "attention dropout"),
+        (query.shape[2] != key.shape[2], "a key/value cache"),
+        (
+            not query.shape[-1] == key.shape[-1] == value.shape[-1],
+            "different head sizes for queries, keys and values",
+        ),
+        (query.dtype not in FUSED_DTYPES, f"dtype {query.dtype}"),
+        (any(t.stride(-1) != 1 for t in (query, key, value)), "non-contiguous head dimensions"),
+        (mask is not None and mask.dtype not in (torch.bool, query.dtype), "a mask of another dtype"),
+    )
+    return next((why for refused, why in reasons if refused), None)
+
+
+def fused_attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    mask: torch.Tensor | None,
+    scaling: float | None,
+    causal: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(output (B, T, H, D) as transformers' SDPA path returns it, log-sum-exp (B, H, T) of every row): the
+    CPU flash kernel that F.scaled_dot_product_attention runs for these inputs, called directly because only
+    the direct call returns the log-sum-exp; the output is bit for bit SDPA's."""
+    groups = query.shape[1] // key.shape[1]
+    if groups > 1 and mask is not None:  # as transformers does: grouped K/V natively only without a mask
+        key, value = repeat_kv(key, groups), repeat_kv(value, groups)
+    is_causal = query.shape[2] > 1 and mask is None and causal
+    if mask is not None and mask.dtype == torch.bool:  # what SDPA does with a boolean mask before the kernel
+        mask = torch.zeros(mask.shape, dtype=query.dtype, device=query.device).masked_fill_(
+            ~mask, float("-inf")
+        )
+    out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+        query, key, value, 0.0, is_causal, attn_mask=mask, scale=scaling
+    )
+    return out.transpose(1, 2).contiguous(), lse
+
+
+def _fast_forward(
+    active: _Active,
+    layer: int,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    mask: torch.Tensor | None,
+    scaling: float | None,
+    causal: bool,
+) -> tuple[torch.Tensor, None]:
+    out, lse = fused_attention(query, key, value, mask, scaling, causal)
+    active.calls += 1
+    record = active.record
+    if record is not None and active.positions is not None and record.wants_layer(layer):
+        with torch.no_grad():
+            feed_first_positions(
+                record,
+                layer,
+                query,
+                key,
+                value,
+                mask,
+                lse,
+                scaling=scaling,
+                causal=causal,
+                positions=active.positions,
+                scratch=active.scratch,
+            )
+    return out, None
+
+
+def feed_first_positions(
+    record: AttentionObserver,
+    layer: int,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor | None,
+    mask: torch.Tensor | None,
+    lse: torch.Tensor,
+    *,
+    scaling: float | None,
+    causal: bool,
+    positions: int,
+    scratch: Scratch | None = None,
+) -> None:
+    """Feed `record` what α of keys 1..`positions` needs: the whole rows of the first FULL_ROWS queries (the
+    strongest-head map), then for every later query only its weights on keys 1..K, from the row's
+    log-sum-exp. The record's other columns are then incomplete; the caller keeps α_1..α_K only."""
+    record.add_qkv(layer, query, key, value)
+    q_len, d = query.shape[2:]
+    kv_len = key.shape[2]
+    scale = scaling if scaling is not None else d**-0.5
+    rows = min(q_len, FULL_ROWS)
+    is_bool = mask is not None and mask.dtype == torch.bool
+    additive = mask if mask is not None and not is_bool else None
+    # The first rows' keys: those up to `rows`, unless the mask lets one of them see a later key.
+    if mask is None:
+        later = not causal
+    else:
+        corner = mask[..., :rows, rows:]
+        later = bool((corner if is_bool else corner > torch.finfo(mask.dtype).min / 2).any())
+    n_keys = kv_len if later else rows
+    weights, _ = block_weights(
+        query[:, :, :rows].float(),
+        key[:, :, :n_keys].float(),
+        scale,
+        allowed=mask[..., :rows, :n_keys] if is_bool else None,
+        causal=0 if mask is None and causal else None,
+        bias=additive[..., :rows, :n_keys] if additive is not None else None,
+        scratch=scratch,
+    )
+    record.add_weights(layer, weights, 0)
+    if rows < q_len:
+        first = first_key_weights(
+            query,
+            key,
+            lse,
+            scale,
+            min(positions, kv_len),
+            rows,
+            allowed=mask if is_bool else None,
+            causal=causal,
+            bias=additive,
+        )
+        record.add_weights(layer, first, rows)
 
 
 def register() -> None:

@@ -35,7 +35,7 @@ def write_outputs(result: Any, out: Path, plots: bool = True) -> list[Path]:
     by_eps = document["sink_percent_by_eps"]
     eps_keys = list(by_eps)
     rows = [["position", *[f"sink_percent_eps_{e}" for e in eps_keys]]]
-    for k in range(result.length):
+    for k in range(len(by_eps[eps_keys[0]])):  # T positions, or K with --positions
         rows.append([k + 1, *[by_eps[e][k] for e in eps_keys]])
     files.append(("sink_percent.csv", csv_text(rows)))
     alpha = np.asarray(result.alpha)  # (L, H, T)
@@ -183,7 +183,7 @@ def report_html(result: Any, figures_png: dict[str, bytes]) -> str:
         label=model_label(result.model),
         by_eps=by_eps,
         window=window,
-        positions=min(4, result.length),
+        positions=min(4, len(result.sink_percent)),
         lines=lines,
         images={name: png_data_uri(data) for name, data in figures_png.items()},
         captions=CAPTIONS,

@@ -7,7 +7,7 @@ alpha of shape (layers, heads, T) plus small per-position analysis sums (norms, 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -42,6 +42,14 @@ class RecordResult:
     hidden_norm: np.ndarray | None  # (L+1, T) ||h_t|| after the embedding and after each block
     samples: int = 0
     massive: MassiveTable | None = None  # the first token's dims at each block's output
+
+    def first_positions(self, k: int) -> RecordResult:
+        """The same result with alpha of key positions 1..k only (--positions: the other columns were not
+        computed whole); the analyses keep every position."""
+        cut = {"alpha": self.alpha[..., :k]}
+        if self.alpha_raw is not None:
+            cut["alpha_raw"] = self.alpha_raw[..., :k]
+        return replace(self, **cut)
 
 
 @dataclass

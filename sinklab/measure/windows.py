@@ -76,21 +76,28 @@ def layer_windows(config: Any, n_layers: int) -> list[LayerWindow]:
     return [LayerWindow(FULL)] * n_layers
 
 
-def window_normalised(alpha: np.ndarray, windows: list[LayerWindow]) -> np.ndarray:
-    """alpha (S, L, H, T) with each layer's alpha_k divided by the queries its window lets see key k."""
-    seq_len = alpha.shape[-1]
+def window_normalised(
+    alpha: np.ndarray, windows: list[LayerWindow], seq_len: int | None = None
+) -> np.ndarray:
+    """alpha (S, L, H, K) with each layer's alpha_k divided by the queries its window lets see key k; K = T
+    unless alpha holds only the first K positions of a length-`seq_len` sequence (--positions)."""
+    seq_len = seq_len or alpha.shape[-1]
+    n = alpha.shape[-1]
     plain = key_divisors(seq_len).numpy().astype(np.float64)
-    scale = np.stack([plain / w.visible(seq_len) for w in windows])  # (L, T)
+    scale = np.stack([(plain / w.visible(seq_len))[:n] for w in windows])  # (L, K)
     return alpha * scale[None, :, None, :]
 
 
-def window_fields(alpha: np.ndarray, windows: list[LayerWindow], eps: list[float]) -> dict[str, Any] | None:
+def window_fields(
+    alpha: np.ndarray, windows: list[LayerWindow], eps: list[float], seq_len: int | None = None
+) -> dict[str, Any] | None:
     """metrics.json's `window` section (None when every layer has full attention): each layer's window, the
-    layers whose window hides a key at this length, and the window-normalised Sink_k beside the paper's."""
-    seq_len = alpha.shape[-1]
+    layers whose window hides a key at this length, and the window-normalised Sink_k beside the paper's.
+    `seq_len`: T, where alpha holds only the first positions (--positions)."""
+    seq_len = seq_len or alpha.shape[-1]
     if all(w.kind == FULL for w in windows):
         return None
-    normed = window_normalised(alpha, windows)
+    normed = window_normalised(alpha, windows, seq_len)
     by_eps = {f"{float(e):g}": sink_percent(normed, e).tolist() for e in eps}
     return {
         "layers": [w.size if w.kind != FULL else None for w in windows],

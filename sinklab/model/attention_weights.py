@@ -185,3 +185,36 @@ def block_weights(
     if causal is not None and not plain_causal:
         scores = _add(scores, causal_bias(causal, n_keys, device=q.device, dtype=scores.dtype), inplace)
     return masked_softmax(scores, allowed, sink_logit, inplace=inplace)
+
+
+def first_key_weights(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    lse: torch.Tensor,
+    scale: float,
+    n_keys: int,
+    start: int,
+    *,
+    allowed: torch.Tensor | None = None,
+    causal: bool = True,
+    bias: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Softmax weights (B, H, q - start, n_keys) of queries start.. on the first `n_keys` keys only, from each
+    query row's log-sum-exp: A[i, j] = exp(scale q_i . k_j + bias - lse_i), exact for plain softmax rows (no
+    softcap, no sink logit), and O(q n_keys D) instead of O(q S D).
+
+    q (B, H, q, D); k (B, Hkv, S, D); lse (B, H, q) of the rows as the fused kernel computed them (fp32).
+    allowed: boolean mask over (.., q, S) (True = may attend), or bias: an additive mask; with neither,
+    `causal` hides key j > i. Rows with no visible key (lse = -inf) get 0."""
+    h = q.shape[1]
+    keys = repeat_kv(k[:, :, :n_keys], h // k.shape[1]).float()
+    scores = torch.matmul(q[:, :, start:].float() * scale, keys.transpose(-1, -2))  # (B, H, q', n_keys)
+    if bias is not None:
+        scores = scores + bias[..., start:, :n_keys].float()
+    if allowed is not None:
+        scores = scores.masked_fill(~allowed[..., start:, :n_keys], float("-inf"))
+    elif bias is None and causal and n_keys > start + 1:
+        # Only queries before key j can miss it: i < j needs j > start, so only n_keys > start + 1.
+        rows = torch.arange(start, q.shape[2], device=q.device)[:, None]
+        scores = scores.masked_fill(torch.arange(n_keys, device=q.device)[None, :] > rows, float("-inf"))
+    return torch.exp(scores - lse[:, :, start:, None].float()).nan_to_num_(0.0)

@@ -42,7 +42,9 @@ SINK_PRESENT = 5.0  # Sink (%) the interval must clear for "a sink"
 SINK_ABSENT = 1.0  # ... and stay under for "no sink" (the paper's "no sink" runs are 0.0-0.8 %)
 LOSS_MARGIN = 0.1  # nats: "similar loss" within it (TOST), "hurts the loss" beyond it
 ONSET_FACTOR = 1.0  # a run without a sink counts once it trained this x the default's (latest-seed) onset
-PAPER_SCALES = ("60m", "1b")  # where the paper's own training budget holds by construction
+# where the paper's own training budget holds by construction (pythia: the public Pythia series, trained far
+# past it; sinklab.experiments.pythia_trajectory)
+PAPER_SCALES = ("60m", "1b", "pythia")
 DEFAULT_NO_SINK = "no sink in any default seed"
 
 ABOVE, BELOW, GREATER, EQUIVALENT = "above", "below", "greater", "equivalent"
