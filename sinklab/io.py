@@ -1,12 +1,15 @@
-"""Atomic writes: a crash never leaves a half-written result or checkpoint behind."""
+"""Atomic writes: a crash never leaves a half-written result or checkpoint behind; SIGTERM stops a long
+command as Ctrl-C does, so its cleanup runs."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
+import signal
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,3 +76,23 @@ def csv_text(rows: list[list[Any]]) -> str:
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerows(rows)
     return buf.getvalue()
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a scheduler, `kill`, torchrun stopping its workers) ends a long command as Ctrl-C does:
+    finally blocks remove temporary files, and the CLI says what is kept and exits with status 130."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (an embedding program): leave its signals alone
+        previous = None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

@@ -15,7 +15,6 @@ import argparse
 import contextlib
 import json
 import os
-import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 
 from sinklab.config import add_set_argument, apply_overrides, to_dict
 from sinklab.errors import SinklabError
+from sinklab.io import sigterm_as_interrupt
 from sinklab.train.config import RESUME_KEYS
 
 __all__ = ["RESUME_KEYS", "add_arguments", "resolve_config", "resume_target", "run"]
@@ -105,26 +105,6 @@ def resume_target(path: Path) -> tuple[Path, Path | None]:
     return path, (found[-1] if found else None)
 
 
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (a scheduler, `kill`, torchrun stopping its workers) ends the run as Ctrl-C does: finally
-    blocks remove temporary files, and the CLI exits with status 130."""
-
-    def interrupt(signum: int, frame: Any) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:  # not the main thread (an embedding program): leave its signals alone
-        previous = None
-    try:
-        yield
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-
-
 def _is_main_process() -> bool:
     # Under torchrun every rank runs this command; only rank 0 writes, so only it takes the lock.
     return os.environ.get("RANK", "0") == "0"
@@ -136,7 +116,7 @@ def _say(message: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    with _sigterm_as_interrupt():
+    with sigterm_as_interrupt():
         if args.resume is not None:
             return _run_resume(args)
         return _run_out(args)

@@ -12,18 +12,16 @@ the same command measures only what is missing.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from sinklab.errors import SinklabError
-from sinklab.io import atomic_write_json, atomic_write_text
+from sinklab.io import atomic_write_json, atomic_write_text, sigterm_as_interrupt
 from sinklab.measure.checks import has_sinklab_config, prepare_out
 from sinklab.measure.config import MeasureConfig
 from sinklab.trajectory import hub
@@ -123,25 +121,6 @@ def check_member(ckpt: Checkpoint, folder: Path, series: dict[str, Any]) -> None
             "differ): every checkpoint is measured on the same token ids, so the series must share one "
             "tokenizer"
         )
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM ends the command as Ctrl-C does (the CLI says what is kept and exits 130)."""
-
-    def interrupt(signum: int, frame: Any) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:  # not the main thread: leave the embedding program's signals alone
-        previous = None
-    try:
-        yield
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
 
 
 def _settings(source: str, cfg: MeasureConfig) -> dict[str, Any]:
