@@ -147,9 +147,10 @@ SCALES: dict[str, Scale] = {
         seeds=5,
         compared_seeds=10,
         token_matched_batch=True,
-        # the recipe search's last runs (two side by side, one thread each, a 2-core CPU with little else
-        # running): 4,700-4,850 tokens/s, 0.11 s per step of 8 x 64 tokens, 2026-12-08
-        seconds_per_step=0.11,
+        # the sweep's own runs on the current code (two side by side, one thread each, a 2-core CPU with
+        # little else running): fixed_pos2-seed2, 6000 steps in 456 s from start to metrics.json, evaluations
+        # included, 2026-12-08 (the search's runs, on older code beside other work: 0.11)
+        seconds_per_step=0.076,
     ),
     # The paper's packing on a CPU (no BOS): the scale for the claims about a natural first token.
     "nobos": Scale(
